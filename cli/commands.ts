@@ -1,0 +1,25 @@
+/** A top-level `autonomy` command. */
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+/** Every command, in the order `autonomy --help` lists them. */
+export const commands: Command[] = [];
+
+export function helpText(): string {
+  const width = Math.max(...commands.map((c) => c.name.length), 8);
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    "autonomy — leader election, fencing and failover for a PostgreSQL-backed control plane",
+    "",
+    "Usage: autonomy <command> [flags]",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    'Run "autonomy <command> --help" for a command\'s flags.',
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,20 @@
+/** Exit codes every `autonomy` command keeps (documented in docs/cli.md). */
+export const ExitCode = {
+  Ok: 0,
+  Failed: 1,
+  Usage: 2,
+  /** A precondition refused the request (HTTP 409 in the runbooks). */
+  Refused: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Thrown for bad flags or arguments; printed as one line plus a hint, exit 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+  constructor(
+    message: string,
+    readonly command: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,112 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { HaError, ErrorCode, describeError } from "../core/errors.js";
+import { httpStatusOf } from "./status.js";
+
+/** What a route returns: JSON by default, or text (Prometheus metrics). */
+export type HttpReply =
+  | { status?: number; json: unknown }
+  | { status?: number; text: string; contentType?: string };
+
+export interface HttpRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** The parsed JSON body; undefined when there is none. */
+  readonly body: unknown;
+  readonly headers: IncomingMessage["headers"];
+  readonly peer: string;
+}
+
+export type HttpRoute = (request: HttpRequest) => Promise<HttpReply> | HttpReply;
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * A small JSON router for the plain HTTP/1.1 side of each port: health paths
+ * for curl and load balancers, /metrics for Prometheus. Errors are JSON
+ * `{"error": "..."}` with the status from our one error table.
+ */
+export class HttpRouter {
+  private readonly routes = new Map<string, Map<string, HttpRoute>>();
+
+  get(path: string, route: HttpRoute): this {
+    return this.on("GET", path, route);
+  }
+
+  post(path: string, route: HttpRoute): this {
+    return this.on("POST", path, route);
+  }
+
+  on(method: string, path: string, route: HttpRoute): this {
+    const byMethod = this.routes.get(path) ?? new Map<string, HttpRoute>();
+    byMethod.set(method, route);
+    this.routes.set(path, byMethod);
+    return this;
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.dispatch(req).then(
+      (reply) => send(res, reply),
+      (err: unknown) => send(res, { status: httpStatusOf(err), json: { error: describeError(err) } }),
+    );
+  };
+
+  private async dispatch(req: IncomingMessage): Promise<HttpReply> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const byMethod = this.routes.get(url.pathname);
+    if (!byMethod) {
+      await drain(req);
+      return { status: 404, json: { error: `no such path ${url.pathname}; try /v1/health/leader, /healthz or /metrics` } };
+    }
+    const method = req.method ?? "GET";
+    const route = byMethod.get(method) ?? (method === "HEAD" ? byMethod.get("GET") : undefined);
+    if (!route) {
+      await drain(req);
+      return { status: 405, json: { error: `${method} is not allowed on ${url.pathname}; use ${[...byMethod.keys()].join(" or ")}` } };
+    }
+    const body = await readJsonBody(req);
+    return route({
+      method,
+      path: url.pathname,
+      query: url.searchParams,
+      body,
+      headers: req.headers,
+      peer: `${req.socket.remoteAddress ?? "unknown"}:${req.socket.remotePort ?? 0}`,
+    });
+  }
+}
+
+async function drain(req: IncomingMessage): Promise<void> {
+  req.resume();
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) {
+      throw new HaError(ErrorCode.InvalidArgument, `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  const text = Buffer.concat(chunks).toString("utf8");
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new HaError(ErrorCode.InvalidArgument, `request body is not valid JSON: ${describeError(err)}`);
+  }
+}
+
+function send(res: ServerResponse, reply: HttpReply): void {
+  if (res.headersSent) return;
+  const status = reply.status ?? 200;
+  if ("text" in reply) {
+    res.writeHead(status, { "content-type": reply.contentType ?? "text/plain; charset=utf-8" });
+    res.end(reply.text);
+    return;
+  }
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(reply.json) + "\n");
+}

@@ -1,0 +1,152 @@
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import type { GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { grpcStatusOf } from "./status.js";
+
+/** What a handler knows about its call, besides the request. */
+export interface CallContext {
+  /** Request metadata, first value per key, keys lower-case. */
+  readonly metadata: ReadonlyMap<string, string>;
+  /** The peer address as the transport saw it. */
+  readonly peer: string;
+  /** Aborted when the client cancels or the server shuts down. */
+  readonly signal: AbortSignal;
+}
+
+type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  ctx: CallContext,
+) => Promise<MessageInitShape<O>>;
+type ServerStreamHandler<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  ctx: CallContext,
+) => AsyncIterable<MessageInitShape<O>>;
+type BidiHandler<I extends DescMessage, O extends DescMessage> = (
+  requests: AsyncIterable<MessageShape<I>>,
+  ctx: CallContext,
+) => AsyncIterable<MessageInitShape<O>>;
+
+type HandlerFor<M> = M extends { methodKind: "unary"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+  ? UnaryHandler<I, O>
+  : M extends { methodKind: "server_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+    ? ServerStreamHandler<I, O>
+    : M extends { methodKind: "bidi_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+      ? BidiHandler<I, O>
+      : never;
+
+/** Plain-object handlers for every method of a generated service. */
+export type ServiceHandlers<S> = S extends { method: infer M extends GenServiceMethods } ? { [K in keyof M]: HandlerFor<M[K]> } : never;
+
+/** A generated service paired with its handlers, ready to register. */
+export interface ServiceRegistration {
+  readonly service: DescService;
+  readonly definition: grpc.ServiceDefinition;
+  readonly implementation: grpc.UntypedServiceImplementation;
+}
+
+export function registration<S extends DescService>(service: S, handlers: ServiceHandlers<S>): ServiceRegistration {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const implementation: grpc.UntypedServiceImplementation = {};
+  const byName = handlers as unknown as Record<string, (...args: unknown[]) => unknown>;
+  for (const method of service.methods) {
+    const handler = byName[method.localName];
+    if (!handler) throw new Error(`no handler for ${service.typeName}.${method.name}`);
+    definition[method.name] = methodDefinition(service, method);
+    implementation[method.name] = adapt(method, handler);
+  }
+  return { service, definition: definition as grpc.ServiceDefinition, implementation };
+}
+
+export function methodDefinition(service: DescService, method: DescMethod): grpc.MethodDefinition<unknown, unknown> {
+  const input = method.input;
+  const output = method.output;
+  return {
+    path: `/${service.typeName}/${method.name}`,
+    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+    requestSerialize: (value: unknown) => Buffer.from(toBinary(input, value as MessageShape<DescMessage>)),
+    requestDeserialize: (bytes: Buffer) => fromBinary(input, bytes),
+    responseSerialize: (value: unknown) => Buffer.from(toBinary(output, create(output, value as MessageInitShape<DescMessage>))),
+    responseDeserialize: (bytes: Buffer) => fromBinary(output, bytes),
+  };
+}
+
+type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+function contextOf(call: AnyServerCall, controller: AbortController): CallContext {
+  const metadata = new Map<string, string>();
+  for (const [key, value] of Object.entries(call.metadata.getMap())) {
+    metadata.set(key.toLowerCase(), Buffer.isBuffer(value) ? value.toString("utf8") : String(value));
+  }
+  (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", () => controller.abort(new Error("call cancelled by the client")));
+  return { metadata, peer: call.getPeer(), signal: controller.signal };
+}
+
+function toServiceError(err: unknown): grpc.ServiceError {
+  const { code, details } = grpcStatusOf(err);
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+/** Writes honouring back-pressure: waits for 'drain' when the buffer is full. */
+async function writeAll(
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  messages: AsyncIterable<unknown>,
+  signal: AbortSignal,
+): Promise<void> {
+  for await (const message of messages) {
+    if (signal.aborted) return;
+    if (!call.write(message)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          call.off("drain", done);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        call.on("drain", done);
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  }
+}
+
+function adapt(method: DescMethod, handler: (...args: unknown[]) => unknown): grpc.UntypedHandleCall {
+  switch (method.methodKind) {
+    case "unary":
+      return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const controller = new AbortController();
+        (handler(call.request, contextOf(call, controller)) as Promise<unknown>).then(
+          (response) => callback(null, response),
+          (err: unknown) => callback(toServiceError(err)),
+        );
+      };
+    case "server_streaming":
+      return (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const controller = new AbortController();
+        const ctx = contextOf(call, controller);
+        writeAll(call, handler(call.request, ctx) as AsyncIterable<unknown>, ctx.signal).then(
+          () => {
+            if (!ctx.signal.aborted) call.end();
+          },
+          (err: unknown) => {
+            if (!ctx.signal.aborted) call.destroy(toServiceError(err));
+          },
+        );
+      };
+    case "bidi_streaming":
+      return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        const controller = new AbortController();
+        const ctx = contextOf(call, controller);
+        const requests = call as unknown as AsyncIterable<unknown>;
+        writeAll(call, handler(requests, ctx) as AsyncIterable<unknown>, ctx.signal).then(
+          () => {
+            if (!ctx.signal.aborted) call.end();
+          },
+          (err: unknown) => {
+            if (!ctx.signal.aborted) call.destroy(toServiceError(err));
+          },
+        );
+      };
+    default:
+      throw new Error(`method kind ${method.methodKind} is not supported`);
+  }
+}
