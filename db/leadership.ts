@@ -1,0 +1,135 @@
+import type pg from "pg";
+import { LOCK_CLASS_ID, type SchemaName } from "./identifiers.js";
+
+/** leadership_state for one cluster, as read from the database. */
+export interface LeadershipRow {
+  readonly holderId: string | undefined;
+  readonly epoch: number;
+  readonly acquiredAt: Date | undefined;
+  readonly heartbeatAt: Date | undefined;
+}
+
+/** One session holding the leader lock, per pg_locks + pg_stat_activity. */
+export interface LockHolderRow {
+  readonly pid: number;
+  /** The holder's application_name: agents set it to their node id. */
+  readonly applicationName: string;
+  readonly backendStart: Date | undefined;
+  readonly clientAddr: string | undefined;
+}
+
+/** One row of leader_epochs. */
+export interface EpochRow {
+  readonly epoch: number;
+  readonly holderId: string;
+  readonly acquiredAt: Date;
+  readonly resignedAt: Date | undefined;
+  readonly endReason: string | undefined;
+}
+
+/** SQL that matches our advisory lock for the cluster id in $1 in pg_locks (alias l). */
+export const LOCK_MATCH_SQL = `l.locktype = 'advisory' AND l.classid = ${LOCK_CLASS_ID}::oid
+  AND l.objid::bigint = (hashtext($1)::bigint & 4294967295) AND l.objsubid = 2
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+
+export async function readLeadership(db: pg.ClientBase | pg.Pool, s: SchemaName, clusterId: string): Promise<LeadershipRow> {
+  const r = await db.query<{ holder_id: string | null; epoch: string; acquired_at: Date | null; heartbeat_at: Date | null }>(
+    `SELECT holder_id, epoch, acquired_at, heartbeat_at FROM ${s.q("leadership_state")} WHERE cluster_id = $1`,
+    [clusterId],
+  );
+  const row = r.rows[0];
+  return {
+    holderId: row?.holder_id ?? undefined,
+    epoch: Number(row?.epoch ?? 0),
+    acquiredAt: row?.acquired_at ?? undefined,
+    heartbeatAt: row?.heartbeat_at ?? undefined,
+  };
+}
+
+export async function readLockHolders(db: pg.ClientBase | pg.Pool, clusterId: string): Promise<LockHolderRow[]> {
+  const r = await db.query<{ pid: number; application_name: string; backend_start: Date | null; client_addr: string | null }>(
+    `SELECT l.pid, a.application_name, a.backend_start, host(a.client_addr) AS client_addr
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.granted AND ${LOCK_MATCH_SQL}`,
+    [clusterId],
+  );
+  return r.rows.map((row) => ({
+    pid: row.pid,
+    applicationName: row.application_name,
+    backendStart: row.backend_start ?? undefined,
+    clientAddr: row.client_addr ?? undefined,
+  }));
+}
+
+export async function readEpochs(
+  db: pg.ClientBase | pg.Pool,
+  s: SchemaName,
+  clusterId: string,
+  options: { onlyUnclosed?: boolean; limit?: number } = {},
+): Promise<EpochRow[]> {
+  const r = await db.query<{ epoch: string; holder_id: string; acquired_at: Date; resigned_at: Date | null; end_reason: string | null }>(
+    `SELECT epoch, holder_id, acquired_at, resigned_at, end_reason FROM ${s.q("leader_epochs")}
+      WHERE cluster_id = $1 ${options.onlyUnclosed ? "AND resigned_at IS NULL" : ""}
+      ORDER BY epoch DESC LIMIT $2`,
+    [clusterId, options.limit ?? 1000],
+  );
+  return r.rows.map((row) => ({
+    epoch: Number(row.epoch),
+    holderId: row.holder_id,
+    acquiredAt: row.acquired_at,
+    resignedAt: row.resigned_at ?? undefined,
+    endReason: row.end_reason ?? undefined,
+  }));
+}
+
+/** Opens the next epoch on the lock's own session (see open_epoch in migrations.ts). */
+export async function openEpoch(
+  lockSession: pg.ClientBase,
+  s: SchemaName,
+  clusterId: string,
+  holderId: string,
+  floor: number,
+): Promise<{ epoch: number; acquiredAt: Date; superseded: number[] }> {
+  const r = await lockSession.query<{ epoch: string; acquired_at: Date; superseded: string[] }>(
+    `SELECT epoch, acquired_at, superseded FROM ${s.q("open_epoch")}($1, $2, $3)`,
+    [clusterId, holderId, floor],
+  );
+  const row = r.rows[0]!;
+  return { epoch: Number(row.epoch), acquiredAt: row.acquired_at, superseded: row.superseded.map(Number) };
+}
+
+/**
+ * Closes `epoch` if `holderId` still holds it (conditional, so it is safe to
+ * call for a stale node). Returns the close time.
+ */
+export async function closeEpoch(
+  db: pg.ClientBase | pg.Pool,
+  s: SchemaName,
+  clusterId: string,
+  holderId: string,
+  epoch: number,
+  reason: "resigned" | "superseded",
+): Promise<Date> {
+  const r = await db.query<{ at: Date }>(`SELECT ${s.q("close_epoch")}($1, $2, $3, $4) AS at`, [clusterId, holderId, epoch, reason]);
+  return r.rows[0]!.at;
+}
+
+/** What identifies a PostgreSQL server and whether it accepts writes. */
+export interface DatabaseIdentity {
+  readonly systemIdentifier: string;
+  readonly timeline: number;
+  readonly inRecovery: boolean;
+}
+
+export async function readDatabaseIdentity(db: pg.ClientBase | pg.Pool): Promise<DatabaseIdentity> {
+  const r = await db.query<{ system_identifier: string; timeline_id: number; in_recovery: boolean }>(
+    // On a primary the current WAL file names the timeline at once; the
+    // checkpoint's timeline lags a promotion until the next checkpoint.
+    `SELECT s.system_identifier::text AS system_identifier, pg_is_in_recovery() AS in_recovery,
+            CASE WHEN pg_is_in_recovery() THEN c.timeline_id
+                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline_id
+       FROM pg_control_system() s, pg_control_checkpoint() c`,
+  );
+  const row = r.rows[0]!;
+  return { systemIdentifier: row.system_identifier, timeline: row.timeline_id, inRecovery: row.in_recovery };
+}
