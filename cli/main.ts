@@ -1,4 +1,4 @@
-import { describeError } from "../core/errors.js";
+import { describeError, ErrorCode, HaError } from "../core/errors.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
 import { commands, helpText } from "./commands.js";
 
@@ -31,6 +31,11 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof UsageError) {
       process.stderr.write(`autonomy ${err.command}: ${err.message}\nRun "autonomy ${err.command} --help" for usage.\n`);
+      process.exitCode = ExitCode.Usage;
+      return;
+    }
+    if (err instanceof HaError && err.code === ErrorCode.InvalidArgument) {
+      process.stderr.write(`autonomy: ${err.message}\n`);
       process.exitCode = ExitCode.Usage;
       return;
     }

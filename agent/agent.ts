@@ -1,0 +1,157 @@
+import { systemClock, type Clock } from "../core/clock.js";
+import { describeError, toHaError } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import { unknownReplication, type NodeReport } from "../core/model.js";
+import { parseDatabaseUrl } from "../db/connect.js";
+import { readDatabaseIdentity } from "../db/leadership.js";
+import { migrate } from "../db/migrations.js";
+import { SideConnection } from "../db/side-connection.js";
+import { serve, type RunningServer } from "../rpc/server.js";
+import { VERSION } from "../cli/version.js";
+import type { AgentConfig } from "./config.js";
+import { Elector } from "./election/elector.js";
+import { buildReport, type ProbeResults } from "./node-report.js";
+import { LocalDatabaseProbe } from "./probes/local-database.js";
+import { ReplicationProbe } from "./probes/replication.js";
+import { ReportStream } from "./report-stream.js";
+import { agentAdminService } from "./serve/admin-service.js";
+import { agentHttpRoutes } from "./serve/http-routes.js";
+import { LeaderFeed } from "./serve/leader-feed.js";
+import { leaderServiceFor } from "./serve/leader-service.js";
+
+export interface RunningAgent {
+  /** http://host:port of the node's gRPC and HTTP endpoints. */
+  readonly url: string;
+  report(): NodeReport;
+  /** Stops everything; a leader resigns first so its successor takes over at once. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts an agent: applies migrations, then runs the election, the probes,
+ * the node's endpoints and (when configured) the report stream.
+ */
+export async function startAgent(config: AgentConfig, log: Logger, clock: Clock = systemClock): Promise<RunningAgent> {
+  const target = parseDatabaseUrl(config.databaseUrl, "--database-url");
+  const side = new SideConnection(target, {
+    applicationName: `${config.nodeId}/observer`,
+    connectTimeoutMs: config.connectTimeoutMs,
+    onError: (err) => log.debug({ err: err.message }, "observer connection error"),
+  });
+  try {
+    const applied = await migrate(await side.connected(), config.schema);
+    if (applied.applied.length > 0) log.info({ applied: applied.applied, schema: config.schema.name }, "applied schema migrations");
+  } catch (err) {
+    await side.close();
+    throw toHaError(err, `cannot prepare the lock database (${target.hosts.join(",")})`);
+  }
+
+  const thresholds = { warnSeconds: config.lagWarnSeconds, criticalSeconds: config.lagCriticalSeconds };
+  const replicationProbe = new ReplicationProbe(side, thresholds, () => clock.monotonicMs());
+  const local = config.localDatabaseUrl
+    ? new SideConnection(parseDatabaseUrl(config.localDatabaseUrl, "--local-database-url"), {
+        applicationName: `${config.nodeId}/probe`,
+        connectTimeoutMs: config.connectTimeoutMs,
+      })
+    : undefined;
+  const localProbe = local ? new LocalDatabaseProbe(local, thresholds) : undefined;
+  const elector = new Elector(config, target, side, clock, log.child({ component: "election" }));
+  const leaders = new LeaderFeed();
+
+  let probes: ProbeResults = { replication: unknownReplication, localDatabase: undefined, lockDatabaseId: "", lockDatabaseWritable: false };
+  let sequence = 0;
+  let server: RunningServer | undefined;
+  const endpoint = () => server?.url ?? `http://${config.listenHost}:${config.listenPort}`;
+  const report = (): NodeReport =>
+    buildReport(config, elector.snapshot(), elector.readiness(), probes, { sequence: ++sequence, sentAt: clock.now(), endpoint: endpoint(), version: VERSION });
+
+  const stream = config.coordinatorUrl
+    ? new ReportStream({
+        coordinatorUrl: config.coordinatorUrl,
+        nodeId: config.nodeId,
+        reportIntervalMs: config.reportIntervalMs,
+        report,
+        execute: (command) => elector.execute(command),
+        clock,
+        log: log.child({ component: "report-stream" }),
+      })
+    : undefined;
+
+  const onChange = () => {
+    const r = report();
+    leaders.update(r.observedLeader, r.sentAt);
+    stream?.notifyChange();
+  };
+  elector.on("change", onChange);
+
+  const stopped = new AbortController();
+  const probeLoop = (async () => {
+    while (!stopped.signal.aborted) {
+      const [replication, localDatabase, identity] = await Promise.all([
+        replicationProbe.measure(),
+        localProbe?.measure(),
+        readDatabaseIdentity(await side.connected()).catch(() => undefined),
+      ]);
+      const before = probes;
+      probes = {
+        replication,
+        localDatabase,
+        lockDatabaseId: identity ? `${identity.systemIdentifier}/tl${identity.timeline}` : before.lockDatabaseId,
+        lockDatabaseWritable: identity ? !identity.inRecovery : false,
+      };
+      elector.setSyncReplicas(replication.syncReplicaCount);
+      if (
+        before.replication.lagStatus !== replication.lagStatus ||
+        before.localDatabase?.lagStatus !== localDatabase?.lagStatus ||
+        before.lockDatabaseId !== probes.lockDatabaseId
+      ) {
+        log.info({ lagStatus: replication.lagStatus, maxReplayLagSeconds: replication.maxReplayLagSeconds }, `replication lag ${replication.lagStatus}`);
+        onChange();
+      }
+      await clock.sleep(config.probeIntervalMs, stopped.signal).catch(() => undefined);
+    }
+  })().catch((err: unknown) => log.error({ err: describeError(err) }, "probe loop stopped"));
+
+  try {
+    server = await serve({
+      host: config.listenHost,
+      port: config.listenPort,
+      log,
+      http: agentHttpRoutes(report),
+      services: [
+        leaderServiceFor(leaders, () => clock.now()),
+        agentAdminService({ nodeId: config.nodeId, coordinatorUrl: config.coordinatorUrl, minSyncReplicas: config.minSyncReplicas, report, log }),
+      ],
+    });
+  } catch (err) {
+    stopped.abort();
+    await probeLoop;
+    await Promise.all([side.close(), local?.close()]);
+    throw toHaError(err, `cannot listen on ${config.listenHost}:${config.listenPort}`);
+  }
+
+  leaders.update(report().observedLeader, clock.now());
+  elector.start();
+  stream?.start();
+  log.info(
+    { url: server.url, nodeId: config.nodeId, cluster: config.clusterId, coordinator: config.coordinatorUrl ?? null, priority: config.priority },
+    `agent ${config.nodeId} listening on ${server.url}`,
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url: server.url,
+    report,
+    stop: () =>
+      (stopping ??= (async () => {
+        await elector.stop();
+        onChange();
+        await stream?.stop();
+        stopped.abort();
+        await probeLoop;
+        await server?.close();
+        await Promise.all([side.close(), local?.close()]);
+        log.info("agent stopped");
+      })()),
+  };
+}

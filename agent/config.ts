@@ -1,0 +1,127 @@
+import { invalidArgument } from "../core/errors.js";
+import { DEFAULT_CLUSTER_ID, SchemaName, validateClusterId, validateNodeId } from "../db/identifiers.js";
+import type { SettingSpec, Settings } from "../cli/settings.js";
+
+/** Everything an agent needs, validated. Durations are milliseconds. */
+export interface AgentConfig {
+  readonly nodeId: string;
+  readonly clusterId: string;
+  readonly databaseUrl: string;
+  readonly localDatabaseUrl: string | undefined;
+  readonly coordinatorUrl: string | undefined;
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly schema: SchemaName;
+  readonly priority: number;
+  readonly nofailover: boolean;
+  /** Wait on the lock so this node wins the instant the leader's session ends. */
+  readonly successor: boolean;
+  readonly heartbeatIntervalMs: number;
+  readonly leaseMs: number;
+  readonly campaignIntervalMs: number;
+  readonly takeoverAfterMs: number;
+  readonly probeIntervalMs: number;
+  readonly reportIntervalMs: number;
+  readonly lagWarnSeconds: number;
+  readonly lagCriticalSeconds: number;
+  readonly minSyncReplicas: number;
+  readonly connectTimeoutMs: number;
+}
+
+export const agentSettings: readonly SettingSpec[] = [
+  { flag: "node-id", env: "AUTONOMY_NODE_ID", kind: "string", required: true, help: "this node's id, e.g. cp-node-1" },
+  { flag: "database-url", env: "AUTONOMY_DATABASE_URL", kind: "string", required: true, help: "the primary, where the lock lives (multi-host with target_session_attrs=read-write works)" },
+  { flag: "local-database-url", env: "AUTONOMY_LOCAL_DATABASE_URL", kind: "string", help: "this node's own PostgreSQL, to probe in_recovery, timeline and replay lag" },
+  { flag: "coordinator-url", env: "AUTONOMY_COORDINATOR_URL", kind: "string", help: "the coordinator, e.g. http://127.0.0.1:8890; without it the agent runs alone" },
+  { flag: "listen", env: "AUTONOMY_LISTEN", kind: "string", default: "127.0.0.1:8888", help: "HOST:PORT for the node's gRPC and HTTP endpoints" },
+  { flag: "cluster-id", env: "AUTONOMY_CLUSTER_ID", kind: "string", default: DEFAULT_CLUSTER_ID, help: "cluster id (one lock and epoch sequence per cluster)" },
+  { flag: "schema", env: "AUTONOMY_SCHEMA", kind: "string", default: "public", help: "schema of leadership_state, leader_epochs and assert_epoch()" },
+  { flag: "priority", env: "AUTONOMY_PRIORITY", kind: "int", default: "100", help: "successor preference, higher first" },
+  { flag: "nofailover", env: "AUTONOMY_NOFAILOVER", kind: "bool", help: "never become leader" },
+  { flag: "successor", env: "AUTONOMY_SUCCESSOR", kind: "bool", help: "wait on the lock as the designated successor" },
+  { flag: "heartbeat-interval", env: "AUTONOMY_HEARTBEAT_INTERVAL", kind: "duration", default: "500ms", help: "how often the leader confirms its lock session" },
+  { flag: "lease", env: "AUTONOMY_LEASE", kind: "duration", default: "3s", help: "the leader fences itself when its session is unconfirmed this long" },
+  { flag: "campaign-interval", env: "AUTONOMY_CAMPAIGN_INTERVAL", kind: "duration", default: "200ms", help: "how often a follower tries the lock" },
+  { flag: "takeover-after", env: "AUTONOMY_TAKEOVER_AFTER", kind: "duration", default: "30s", help: "end a hung leader's session when its heartbeat is frozen this long" },
+  { flag: "probe-interval", env: "AUTONOMY_PROBE_INTERVAL", kind: "duration", default: "1s", help: "how often replication is measured" },
+  { flag: "report-interval", env: "AUTONOMY_REPORT_INTERVAL", kind: "duration", default: "500ms", help: "heartbeat report to the coordinator" },
+  { flag: "lag-warn", env: "AUTONOMY_LAG_WARN", kind: "duration", default: "5s", help: "replication lag above this is warn (ReplicationLagWarn)" },
+  { flag: "lag-critical", env: "AUTONOMY_LAG_CRITICAL", kind: "duration", default: "10s", help: "replication lag above this is critical (ReplicationLagMax)" },
+  { flag: "min-sync-replicas", env: "AUTONOMY_MIN_SYNC_REPLICAS", kind: "int", default: "0", help: "sync replicas required for Write-Ready" },
+  { flag: "connect-timeout", env: "AUTONOMY_CONNECT_TIMEOUT", kind: "duration", default: "5s", help: "database connect timeout" },
+  { flag: "log-level", env: "AUTONOMY_LOG_LEVEL", kind: "string", default: "info", help: "trace, debug, info, warn or error" },
+];
+
+export function parseListen(raw: string, what = "--listen"): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(raw);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw invalidArgument(`${what} "${raw}" must be HOST:PORT, e.g. 127.0.0.1:8888`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function checkDatabaseUrl(raw: string, what: string): string {
+  if (!/^postgres(ql)?:\/\//.test(raw)) {
+    throw invalidArgument(`${what} must be a postgres:// URL, e.g. postgres://user@host:5432/db`);
+  }
+  return raw;
+}
+
+/**
+ * Builds the config and checks the timing relations, each failure naming the
+ * relation that does not hold (as client-go's leader election does).
+ */
+export function agentConfig(s: Settings): AgentConfig {
+  const listen = parseListen(s.string("listen"));
+  const cfg: AgentConfig = {
+    nodeId: validateNodeId(s.string("node-id")),
+    clusterId: validateClusterId(s.string("cluster-id")),
+    databaseUrl: checkDatabaseUrl(s.string("database-url"), "--database-url"),
+    localDatabaseUrl: s.optionalString("local-database-url") && checkDatabaseUrl(s.string("local-database-url"), "--local-database-url"),
+    coordinatorUrl: s.optionalString("coordinator-url"),
+    listenHost: listen.host,
+    listenPort: listen.port,
+    schema: new SchemaName(s.string("schema")),
+    priority: s.number("priority"),
+    nofailover: s.bool("nofailover"),
+    successor: s.bool("successor"),
+    heartbeatIntervalMs: s.number("heartbeat-interval"),
+    leaseMs: s.number("lease"),
+    campaignIntervalMs: s.number("campaign-interval"),
+    takeoverAfterMs: s.number("takeover-after"),
+    probeIntervalMs: s.number("probe-interval"),
+    reportIntervalMs: s.number("report-interval"),
+    lagWarnSeconds: s.number("lag-warn") / 1000,
+    lagCriticalSeconds: s.number("lag-critical") / 1000,
+    minSyncReplicas: s.number("min-sync-replicas"),
+    connectTimeoutMs: s.number("connect-timeout"),
+  };
+  return validateAgentConfig(cfg);
+}
+
+export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
+  const rules: [boolean, string][] = [
+    [cfg.heartbeatIntervalMs >= 10, `--heartbeat-interval (${cfg.heartbeatIntervalMs}ms) must be at least 10ms`],
+    [
+      cfg.leaseMs >= 2 * cfg.heartbeatIntervalMs,
+      `--lease (${cfg.leaseMs}ms) must be at least twice --heartbeat-interval (${cfg.heartbeatIntervalMs}ms), so one lost heartbeat does not fence a healthy leader`,
+    ],
+    [
+      cfg.takeoverAfterMs > cfg.leaseMs + cfg.heartbeatIntervalMs,
+      `--takeover-after (${cfg.takeoverAfterMs}ms) must exceed --lease plus --heartbeat-interval (${cfg.leaseMs + cfg.heartbeatIntervalMs}ms), so a hung leader has fenced itself before anyone ends its session`,
+    ],
+    [cfg.campaignIntervalMs >= 10, `--campaign-interval (${cfg.campaignIntervalMs}ms) must be at least 10ms`],
+    [cfg.probeIntervalMs >= 50, `--probe-interval (${cfg.probeIntervalMs}ms) must be at least 50ms`],
+    [cfg.reportIntervalMs >= 50, `--report-interval (${cfg.reportIntervalMs}ms) must be at least 50ms`],
+    [
+      cfg.lagCriticalSeconds > cfg.lagWarnSeconds,
+      `--lag-critical (${cfg.lagCriticalSeconds}s) must be greater than --lag-warn (${cfg.lagWarnSeconds}s)`,
+    ],
+    [cfg.minSyncReplicas >= 0, `--min-sync-replicas must not be negative`],
+    [cfg.priority >= 0 && cfg.priority <= 1_000_000, `--priority (${cfg.priority}) must be between 0 and 1000000`],
+    [!(cfg.nofailover && cfg.successor), `--nofailover and --successor contradict each other; pick one`],
+    [cfg.connectTimeoutMs >= 100, `--connect-timeout (${cfg.connectTimeoutMs}ms) must be at least 100ms`],
+  ];
+  const failed = rules.find(([ok]) => !ok);
+  if (failed) throw invalidArgument(failed[1]);
+  return cfg;
+}

@@ -1,0 +1,187 @@
+import type pg from "pg";
+import { ErrorCode, HaError, toHaError } from "../../core/errors.js";
+import { connectDatabase, type DatabaseTarget } from "../../db/connect.js";
+import { LOCK_CLASS_ID, type SchemaName } from "../../db/identifiers.js";
+import { LOCK_MATCH_SQL, closeEpoch, openEpoch } from "../../db/leadership.js";
+
+export interface LockSessionOptions {
+  readonly target: DatabaseTarget;
+  readonly nodeId: string;
+  readonly clusterId: string;
+  readonly schema: SchemaName;
+  readonly connectTimeoutMs: number;
+  /** Cancels a statement of this session from another connection (pg_cancel_backend). */
+  readonly cancel: (pid: number) => Promise<void>;
+}
+
+/** What one heartbeat through the lock session confirmed. */
+export interface HeartbeatResult {
+  /** The session still holds the advisory lock. */
+  readonly lockHeld: boolean;
+  /** leadership_state still names us with our epoch (and its heartbeat_at was advanced). */
+  readonly termCurrent: boolean;
+  readonly heartbeatAt: Date | undefined;
+}
+
+/**
+ * The dedicated, never-recycled connection that holds the leader lock. Its
+ * application_name is the node id, so pg_stat_activity and pg_locks show who
+ * holds the lock. Every statement checks that the backend pid is still the
+ * one we locked with: behind a transaction-mode pooler consecutive statements
+ * land on different backends and a session lock means nothing.
+ */
+export class LockSession {
+  private dead: Error | undefined;
+
+  private constructor(
+    private readonly client: pg.Client,
+    readonly pid: number,
+    private readonly options: LockSessionOptions,
+  ) {}
+
+  static async open(options: LockSessionOptions): Promise<LockSession> {
+    let session: LockSession | undefined;
+    const client = await connectDatabase(
+      options.target,
+      { applicationName: options.nodeId, connectTimeoutMs: options.connectTimeoutMs, keepAlive: true },
+      (err) => session?.markDead(err),
+    );
+    client.on("end", () => session?.markDead(new Error("lock session closed")));
+    try {
+      const first = await backendPid(client);
+      const second = await backendPid(client);
+      if (first !== second) throw pooled(first, second);
+      session = new LockSession(client, first, options);
+      return session;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** False once the connection failed or was closed; a dead session is never reused. */
+  get alive(): boolean {
+    return this.dead === undefined;
+  }
+
+  private markDead(err: Error): void {
+    this.dead ??= err;
+  }
+
+  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<R[]> {
+    if (this.dead) throw new HaError(ErrorCode.Unavailable, `lock session is gone: ${this.dead.message}`);
+    try {
+      return (await this.client.query<R>(sql, params)).rows;
+    } catch (err) {
+      const e = toHaError(err, "lock session");
+      if (e.code === ErrorCode.Unavailable) this.markDead(e);
+      throw e;
+    }
+  }
+
+  private checkPid(pid: number): void {
+    if (pid !== this.pid) {
+      const err = pooled(this.pid, pid);
+      this.markDead(err);
+      throw err;
+    }
+  }
+
+  /** pg_try_advisory_lock on this session. */
+  async tryLock(): Promise<boolean> {
+    const [row] = await this.query<{ locked: boolean; pid: number }>(
+      "SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked, pg_backend_pid() AS pid",
+      [LOCK_CLASS_ID, this.options.clusterId],
+    );
+    this.checkPid(row!.pid);
+    return row!.locked;
+  }
+
+  /**
+   * Waits on the lock up to `ms` (lock_timeout), so this session is granted the
+   * lock the moment the holder's session ends. Aborting cancels the wait.
+   */
+  async waitLock(ms: number, signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return false;
+    const onAbort = () => void this.options.cancel(this.pid).catch(() => undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await this.query(`SELECT set_config('lock_timeout', $1, false)`, [`${Math.max(1, Math.round(ms))}ms`]);
+      const [row] = await this.query<{ pid: number }>("SELECT pg_advisory_lock($1, hashtext($2)), pg_backend_pid() AS pid", [
+        LOCK_CLASS_ID,
+        this.options.clusterId,
+      ]);
+      this.checkPid(row!.pid);
+      return true;
+    } catch (err) {
+      const cause = (err as HaError).cause as { code?: string } | undefined;
+      // 55P03 lock_not_available: the wait timed out; 57014 query_canceled: aborted.
+      if (cause?.code === "55P03" || cause?.code === "57014") return false;
+      throw err;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      if (this.alive) await this.query(`SELECT set_config('lock_timeout', '0', false)`, []).catch(() => undefined);
+    }
+  }
+
+  /** Opens the next epoch; the database checks that this session holds the lock. */
+  async openEpoch(floor: number): Promise<{ epoch: number; acquiredAt: Date; superseded: number[] }> {
+    if (this.dead) throw new HaError(ErrorCode.Unavailable, `lock session is gone: ${this.dead.message}`);
+    try {
+      return await openEpoch(this.client, this.options.schema, this.options.clusterId, this.options.nodeId, floor);
+    } catch (err) {
+      throw toHaError(err, "open epoch");
+    }
+  }
+
+  /** Confirms the lock and the term in one round trip on the lock's own session. */
+  async heartbeat(epoch: number): Promise<HeartbeatResult> {
+    const s = this.options.schema;
+    const [row] = await this.query<{ pid: number; held: boolean; heartbeat_at: Date | null }>(
+      `WITH hb AS (
+         UPDATE ${s.q("leadership_state")} SET heartbeat_at = now()
+          WHERE cluster_id = $1 AND holder_id = $2 AND epoch = $3
+         RETURNING heartbeat_at)
+       SELECT pg_backend_pid() AS pid, (SELECT heartbeat_at FROM hb) AS heartbeat_at,
+              EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() AND l.granted AND ${LOCK_MATCH_SQL}) AS held`,
+      [this.options.clusterId, this.options.nodeId, epoch],
+    );
+    this.checkPid(row!.pid);
+    return { lockHeld: row!.held, termCurrent: row!.heartbeat_at !== null, heartbeatAt: row!.heartbeat_at ?? undefined };
+  }
+
+  /** Closes our epoch (conditional on holder and epoch) and releases the lock. */
+  async resign(epoch: number): Promise<Date> {
+    const at = await closeEpoch(this.client, this.options.schema, this.options.clusterId, this.options.nodeId, epoch, "resigned").catch(
+      (err: unknown) => {
+        throw toHaError(err, "resign");
+      },
+    );
+    await this.unlock();
+    return at;
+  }
+
+  async unlock(): Promise<void> {
+    await this.query("SELECT pg_advisory_unlock_all()", []);
+  }
+
+  /** Ends the connection; Postgres releases the lock with the session. */
+  async close(): Promise<void> {
+    this.markDead(new Error("lock session closed"));
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+async function backendPid(client: pg.Client): Promise<number> {
+  const r = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+  return r.rows[0]!.pid;
+}
+
+function pooled(first: number, second: number): HaError {
+  return new HaError(
+    ErrorCode.FailedPrecondition,
+    `the lock session's backend changed between statements (pid ${first}, then ${second}): --database-url goes through a ` +
+      "transaction-mode pooler, where a session advisory lock means nothing; point it at PostgreSQL directly or at a session-mode pool",
+    { retryable: false },
+  );
+}

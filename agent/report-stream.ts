@@ -1,0 +1,160 @@
+import { createWritableIterable } from "@connectrpc/connect/protocol";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { AgentService, type ConnectRequestSchema } from "../gen/autonomy/ha/v1/agent_pb.js";
+import type { Clock } from "../core/clock.js";
+import { describeError } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import { NODE_ID_HEADER } from "../core/metadata.js";
+import type { CommandOutcome, NodeCommand, NodeReport } from "../core/model.js";
+import { clientFor } from "../rpc/client.js";
+import { ackToWire, commandFromWire, reportToWire } from "../rpc/wire.js";
+
+type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
+
+export interface ReportStreamOptions {
+  readonly coordinatorUrl: string;
+  readonly nodeId: string;
+  readonly reportIntervalMs: number;
+  readonly report: () => NodeReport;
+  readonly execute: (command: NodeCommand) => Promise<CommandOutcome>;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+const BACKOFF_BASE_MS = 200;
+const BACKOFF_MAX_MS = 5_000;
+/** A stream that lived this long counts as healthy; the backoff starts over. */
+const HEALTHY_STREAM_MS = 10_000;
+
+/**
+ * The agent's side of AgentService.Connect: a report on every change and on
+ * each heartbeat, commands executed and acked. Reconnects with exponential
+ * backoff and full jitter so a restarted coordinator is not stampeded. The
+ * election never waits on this stream: with no coordinator the node keeps
+ * its role and campaigns on its own.
+ */
+export class ReportStream {
+  private readonly stopped = new AbortController();
+  private changed: (() => void) | undefined;
+  private pendingChange = false;
+  private loop: Promise<void> | undefined;
+  private connectedSince: number | undefined;
+
+  constructor(private readonly options: ReportStreamOptions) {}
+
+  get connected(): boolean {
+    return this.connectedSince !== undefined;
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** Sends a report soon (coalescing bursts of changes into one). */
+  notifyChange(): void {
+    this.pendingChange = true;
+    this.changed?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped.abort(new Error("agent stopping"));
+    this.changed?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { clock, log } = this.options;
+    const client = clientFor(AgentService, this.options.coordinatorUrl, { metadata: { [NODE_ID_HEADER]: this.options.nodeId } });
+    let attempt = 0;
+    while (!this.stopped.signal.aborted) {
+      const started = clock.monotonicMs();
+      try {
+        await this.session(client);
+        log.info("coordinator stream ended");
+      } catch (err) {
+        if (this.stopped.signal.aborted) break;
+        log.warn({ err: describeError(err), url: this.options.coordinatorUrl }, "coordinator stream failed");
+      } finally {
+        this.connectedSince = undefined;
+      }
+      if (clock.monotonicMs() - started > HEALTHY_STREAM_MS) attempt = 0;
+      const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt++);
+      await clock.sleep(Math.random() * ceiling, this.stopped.signal).catch(() => undefined);
+    }
+  }
+
+  private async session(client: ReturnType<typeof clientFor<typeof AgentService>>): Promise<void> {
+    const streamAbort = new AbortController();
+    const onStop = () => streamAbort.abort();
+    this.stopped.signal.addEventListener("abort", onStop, { once: true });
+    const requests = createWritableIterable<Outgoing>();
+    let chain = Promise.resolve();
+    // One writer at a time keeps reports and acks in the order they were made.
+    const send = (message: Outgoing) => {
+      chain = chain.then(() => requests.write(message)).catch(() => streamAbort.abort());
+      return chain;
+    };
+    const reportNow = () => {
+      const { nodeId: _ignored, ...report } = this.options.report();
+      return send({ message: { case: "report", value: reportToWire(report) } });
+    };
+    const responses = client.connect(requests, { signal: streamAbort.signal });
+    const reporter = (async () => {
+      await reportNow();
+      if (!streamAbort.signal.aborted) {
+        this.connectedSince = this.options.clock.monotonicMs();
+        this.options.log.info({ url: this.options.coordinatorUrl }, "streaming reports to the coordinator");
+      }
+      while (!streamAbort.signal.aborted) {
+        await this.waitForChange(streamAbort.signal);
+        if (streamAbort.signal.aborted) break;
+        this.pendingChange = false;
+        await reportNow();
+      }
+    })();
+    try {
+      for await (const response of responses) {
+        if (response.message.case !== "command") continue;
+        void this.handle(response.message.value, send);
+      }
+    } finally {
+      streamAbort.abort();
+      requests.close();
+      this.stopped.signal.removeEventListener("abort", onStop);
+      await reporter.catch(() => undefined);
+    }
+  }
+
+  private async handle(wire: Parameters<typeof commandFromWire>[0], send: (m: Outgoing) => Promise<void>): Promise<void> {
+    let command: NodeCommand;
+    try {
+      command = commandFromWire(wire);
+    } catch (err) {
+      this.options.log.warn({ err: describeError(err) }, "refused a malformed command");
+      if (wire.commandId) {
+        await send({ message: { case: "ack", value: ackToWire({ commandId: wire.commandId, result: "refused", message: describeError(err), epoch: 0, resignedAt: undefined }) } });
+      }
+      return;
+    }
+    const outcome = await this.options.execute(command).catch(
+      (err: unknown): CommandOutcome => ({ commandId: command.commandId, result: "failed", message: describeError(err), epoch: 0, resignedAt: undefined }),
+    );
+    this.options.log.info({ commandId: outcome.commandId, result: outcome.result, epoch: outcome.epoch }, `command ${command.action.kind}: ${outcome.result}: ${outcome.message}`);
+    await send({ message: { case: "ack", value: ackToWire(outcome) } });
+    this.notifyChange();
+  }
+
+  private waitForChange(signal: AbortSignal): Promise<void> {
+    if (this.pendingChange) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.options.reportIntervalMs);
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+      this.changed = done;
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+}

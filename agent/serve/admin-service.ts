@@ -1,0 +1,108 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { HaAdminService, type GetStatusResponseSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import { ErrorCode, HaError, unavailable } from "../../core/errors.js";
+import type { Logger } from "../../core/log.js";
+import { CALLER_HEADER, FORWARDED_BY_HEADER } from "../../core/metadata.js";
+import type { NodeReport } from "../../core/model.js";
+import { clientFor } from "../../rpc/client.js";
+import type { CallContext } from "../../rpc/service-adapter.js";
+import { registration, type ServiceRegistration } from "../../rpc/service-adapter.js";
+import { fromConnectError } from "../../rpc/status.js";
+import { lagToWire, leaderToWire, replicationToWire, roleToWire, ts } from "../../rpc/wire.js";
+
+export interface AgentAdminOptions {
+  readonly nodeId: string;
+  readonly coordinatorUrl: string | undefined;
+  readonly minSyncReplicas: number;
+  readonly report: () => NodeReport;
+  readonly log: Logger;
+}
+
+/**
+ * HaAdminService on an agent's port, so the runbooks work with
+ * --orchestrator-url naming any node: GetStatus is answered for this node
+ * (with every node's row from the coordinator when it is reachable); the rest
+ * is forwarded to the coordinator. A forwarded TriggerFailover names this
+ * node as the expected leader, so asking a non-leader is refused with
+ * "not the leader; leader is X", as seed 000 describes.
+ */
+export function agentAdminService(options: AgentAdminOptions): ServiceRegistration {
+  const coordinator = (ctx: CallContext) => {
+    if (!options.coordinatorUrl) {
+      throw unavailable(`agent ${options.nodeId} runs without --coordinator-url; send this call to the coordinator`);
+    }
+    const caller = ctx.metadata.get(CALLER_HEADER) ?? ctx.peer;
+    return clientFor(HaAdminService, options.coordinatorUrl, {
+      metadata: { [CALLER_HEADER]: caller, [FORWARDED_BY_HEADER]: `agent ${options.nodeId}` },
+      timeoutMs: 60_000,
+    });
+  };
+  const forward = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (err) {
+      throw fromConnectError(err, "coordinator");
+    }
+  };
+
+  return registration(HaAdminService, {
+    getStatus: async (request, ctx) => {
+      if (request.nodeId && request.nodeId !== options.nodeId) return forward(() => coordinator(ctx).getStatus(request, { signal: ctx.signal }));
+      const local = localStatus(options);
+      if (!options.coordinatorUrl) return local;
+      try {
+        const cluster = await coordinator(ctx).getStatus({ clusterId: request.clusterId }, { signal: ctx.signal, timeoutMs: 1_000 });
+        return { ...local, nodes: cluster.nodes, maintenance: cluster.maintenance, splitBrainDetected: cluster.splitBrainDetected };
+      } catch (err) {
+        options.log.debug({ err: fromConnectError(err).message }, "status without the coordinator's node rows");
+        return local;
+      }
+    },
+    triggerFailover: (request, ctx) =>
+      forward(() =>
+        coordinator(ctx).triggerFailover({ ...request, expectedLeader: request.expectedLeader || options.nodeId }, { signal: ctx.signal }),
+      ),
+    detectSplitBrain: (request, ctx) => forward(() => coordinator(ctx).detectSplitBrain(request, { signal: ctx.signal })),
+    recoverSplitBrain: (request, ctx) => forward(() => coordinator(ctx).recoverSplitBrain(request, { signal: ctx.signal })),
+    queryAudit: (request, ctx) => forward(() => coordinator(ctx).queryAudit(request, { signal: ctx.signal })),
+    setMaintenance: (request, ctx) => forward(() => coordinator(ctx).setMaintenance(request, { signal: ctx.signal })),
+    getHistory: (request, ctx) => forward(() => coordinator(ctx).getHistory(request, { signal: ctx.signal })),
+  });
+}
+
+function localStatus(options: AgentAdminOptions): MessageInitShape<typeof GetStatusResponseSchema> {
+  const r = options.report();
+  if (r.clusterId === "") throw new HaError(ErrorCode.Unavailable, "agent is starting");
+  const sync = r.replication.syncReplicaCount;
+  return {
+    clusterId: r.clusterId,
+    nodeId: r.nodeId,
+    role: r.role,
+    sessionLockHeld: r.sessionLockHeld,
+    writeReady: r.writeReady,
+    queriedAt: timestampFromDate(new Date()),
+    leader: leaderToWire(r.observedLeader),
+    quorum: { writeReady: sync >= options.minSyncReplicas, syncReplicas: sync, minSyncReplicas: options.minSyncReplicas },
+    replication: replicationToWire(r.replication),
+    nodes: [
+      {
+        nodeId: r.nodeId,
+        role: roleToWire(r.role),
+        connected: true,
+        sessionLockHeld: r.sessionLockHeld,
+        writeReady: r.writeReady,
+        epoch: BigInt(r.epoch),
+        priority: r.priority,
+        nofailover: r.nofailover,
+        lagStatus: lagToWire(r.localDatabase?.lagStatus ?? "unknown"),
+        replayLagSeconds: r.localDatabase?.replayLagSeconds ?? 0,
+        lastReportAt: ts(r.sentAt),
+        endpoint: r.endpoint,
+        writeReadyReason: r.writeReadyReason,
+        lockDatabaseId: r.lockDatabaseId,
+      },
+    ],
+    answeredBy: `agent ${r.nodeId}`,
+  };
+}

@@ -1,0 +1,41 @@
+import { formatDurationMs } from "../../core/duration.js";
+import type { NodeReport, ReplicationView } from "../../core/model.js";
+
+/**
+ * The JSON bodies of the /v1/health/* paths, with the runbooks' field names.
+ * Shared by agent and coordinator so both answer the same shapes.
+ */
+export function leaderJson(r: NodeReport): Record<string, unknown> {
+  return {
+    holder_id: r.observedLeader.holderId,
+    current_epoch: r.observedLeader.epoch,
+    session_lock_held: r.sessionLockHeld,
+    write_ready: r.writeReady,
+    node_id: r.nodeId,
+    role: r.role,
+    acquired_at: r.observedLeader.acquiredAt?.toISOString() ?? null,
+    heartbeat_at: r.observedLeader.heartbeatAt?.toISOString() ?? null,
+  };
+}
+
+export function replicationJson(rep: ReplicationView): Record<string, unknown> {
+  return {
+    lag_status: rep.lagStatus,
+    max_write_lag: formatDurationMs(rep.maxWriteLagSeconds * 1000),
+    max_replay_lag: formatDurationMs(rep.maxReplayLagSeconds * 1000),
+    max_write_lag_seconds: rep.maxWriteLagSeconds,
+    max_replay_lag_seconds: rep.maxReplayLagSeconds,
+    replicas: rep.replicaCount,
+    sync_replicas: rep.syncReplicaCount,
+    standbys: rep.replicas.map((x) => ({
+      application_name: x.applicationName,
+      client_addr: x.clientAddr,
+      state: x.state,
+      sync_state: x.syncState,
+      write_lag_seconds: x.writeLagSeconds,
+      replay_lag_seconds: x.replayLagSeconds,
+      replay_lag_bytes: x.replayLagBytes,
+    })),
+    ...(rep.error ? { error: rep.error } : {}),
+  };
+}

@@ -1,0 +1,71 @@
+import { freePort } from "../../pgcluster/index.js";
+import { AutonomyProcess, getJson, spawnAutonomy, waitHealthy } from "./processes.js";
+
+export interface LeaderHealth {
+  holder_id: string;
+  current_epoch: number;
+  session_lock_held: boolean;
+  write_ready: boolean;
+  node_id: string;
+  role: string;
+}
+
+export interface AgentOptions {
+  readonly nodeId: string;
+  readonly databaseUrl: string;
+  readonly localDatabaseUrl?: string;
+  readonly coordinatorUrl?: string;
+  readonly priority?: number;
+  readonly nofailover?: boolean;
+  readonly successor?: boolean;
+  /** Extra flags, e.g. ["--lease", "1s"]. */
+  readonly args?: string[];
+}
+
+/** Timings short enough for tests, long enough for a loaded 2-core machine. */
+export const FAST_TIMINGS = ["--heartbeat-interval", "200ms", "--lease", "1500ms", "--campaign-interval", "100ms", "--probe-interval", "200ms", "--report-interval", "200ms"];
+
+/** A real `autonomy agent` child process. */
+export class AgentProcess {
+  constructor(
+    readonly nodeId: string,
+    readonly url: string,
+    readonly process: AutonomyProcess,
+  ) {}
+
+  static async start(o: AgentOptions): Promise<AgentProcess> {
+    const port = await freePort();
+    const args = [
+      "agent",
+      "--node-id", o.nodeId,
+      "--database-url", o.databaseUrl,
+      "--listen", `127.0.0.1:${port}`,
+      ...(o.localDatabaseUrl ? ["--local-database-url", o.localDatabaseUrl] : []),
+      ...(o.coordinatorUrl ? ["--coordinator-url", o.coordinatorUrl] : []),
+      ...(o.priority !== undefined ? ["--priority", String(o.priority)] : []),
+      ...(o.nofailover ? ["--nofailover"] : []),
+      ...(o.successor ? ["--successor"] : []),
+      ...FAST_TIMINGS,
+      ...(o.args ?? []),
+    ];
+    const proc = spawnAutonomy(o.nodeId, args);
+    const url = `http://127.0.0.1:${port}`;
+    await waitHealthy(proc, url);
+    return new AgentProcess(o.nodeId, url, proc);
+  }
+
+  async leader(): Promise<LeaderHealth | undefined> {
+    return (await getJson<LeaderHealth>(`${this.url}/v1/health/leader`))?.body;
+  }
+
+  async writeReady(): Promise<{ status: number; ready: boolean } | undefined> {
+    const r = await getJson<{ ready: boolean }>(`${this.url}/v1/health/write-ready`);
+    return r && { status: r.status, ready: r.body.ready };
+  }
+}
+
+/** The agents that say they are Write-Ready right now. */
+export async function writeReadyAgents(agents: readonly AgentProcess[]): Promise<AgentProcess[]> {
+  const states = await Promise.all(agents.map(async (a) => ((await a.writeReady())?.ready ? a : undefined)));
+  return states.filter((a): a is AgentProcess => a !== undefined);
+}

@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { waitFor } from "../../core/clock.js";
+
+const root = new URL("../..", import.meta.url).pathname;
+export const AUTONOMY_BIN = `${root}bin/autonomy.js`;
+
+/** A real `autonomy` child process whose output is kept for failure messages. */
+export class AutonomyProcess {
+  readonly output: string[] = [];
+  private exited: Promise<number | null>;
+
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    const keep = (chunk: Buffer) => {
+      for (const line of chunk.toString("utf8").split("\n")) if (line) this.output.push(line);
+      if (this.output.length > 2000) this.output.splice(0, this.output.length - 2000);
+    };
+    proc.stdout?.on("data", keep);
+    proc.stderr?.on("data", keep);
+    this.exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  get running(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) this.proc.kill(sig);
+  }
+
+  /** SIGTERM and wait; SIGKILL if it does not exit in time. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    if (!this.running) return;
+    this.proc.kill("SIGCONT");
+    this.proc.kill("SIGTERM");
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.proc.kill("SIGKILL");
+    await this.exited;
+  }
+
+  waitExit(): Promise<number | null> {
+    return this.exited;
+  }
+
+  tail(n = 40): string {
+    return this.output.slice(-n).join("\n");
+  }
+}
+
+export function spawnAutonomy(name: string, args: string[], env: Record<string, string> = {}): AutonomyProcess {
+  const proc = spawn(process.execPath, [AUTONOMY_BIN, ...args], {
+    env: { ...process.env, AUTONOMY_LOG_LEVEL: "debug", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return new AutonomyProcess(name, proc);
+}
+
+/** GET a JSON path; undefined when the process does not answer (yet). */
+export async function getJson<T = Record<string, unknown>>(url: string): Promise<{ status: number; body: T } | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    return { status: res.status, body: (await res.json()) as T };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function waitHealthy(p: AutonomyProcess, url: string, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    async () => {
+      if (!p.running) throw new Error(`${p.name} exited:\n${p.tail()}`);
+      return (await getJson(`${url}/healthz`))?.status === 200;
+    },
+    { timeoutMs, what: `${p.name} to answer /healthz` },
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n--- ${p.name} output ---\n${p.tail()}`);
+  });
+}
