@@ -1,3 +1,5 @@
+import { agentCommand } from "./agent-command.js";
+
 /** A top-level `autonomy` command. */
 export interface Command {
   readonly name: string;
@@ -7,6 +9,7 @@ export interface Command {
 
 /** Every command, in the order `autonomy --help` lists them. */
 export const commands: Command[] = [];
+commands.push(agentCommand);
 
 export function helpText(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 8);
