@@ -1,4 +1,6 @@
 import { agentCommand } from "./agent-command.js";
+import { coordinatorCommand } from "./coordinator-command.js";
+import { auditCommand, haCommand } from "./ha-command.js";
 
 /** A top-level `autonomy` command. */
 export interface Command {
@@ -10,6 +12,8 @@ export interface Command {
 /** Every command, in the order `autonomy --help` lists them. */
 export const commands: Command[] = [];
 commands.push(agentCommand);
+commands.push(coordinatorCommand);
+commands.push(haCommand, auditCommand);
 
 export function helpText(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 8);

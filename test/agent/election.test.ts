@@ -86,7 +86,7 @@ describe("advisory-lock election with epochs", () => {
   it("a leader paused past its lease is fenced: its successor takes over and its stale-epoch write is rejected", async () => {
     await startAgents(2, ["--takeover-after", "2500ms"]);
     const first = await theOneLeader(agents);
-    const [{ epoch: oldEpoch }] = await cluster.primary.query<{ epoch: string }>("SELECT epoch FROM leadership_state");
+    const oldEpoch = (await cluster.primary.query<{ epoch: string }>("SELECT epoch FROM leadership_state"))[0]!.epoch;
     first.process.signal("SIGSTOP");
     const other = agents.find((a) => a !== first)!;
     await waitFor(async () => (await other.writeReady())?.ready, { timeoutMs: 20_000, what: "the follower to take over" });

@@ -1,0 +1,103 @@
+import { hostname, userInfo } from "node:os";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { HaAdminService } from "../gen/autonomy/ha/v1/admin_pb.js";
+import { LeaderService } from "../gen/autonomy/ha/v1/leader_pb.js";
+import { clientFor, parseServiceUrl, type Client } from "../rpc/client.js";
+import { fromConnectError } from "../rpc/status.js";
+import { ErrorCode } from "../core/errors.js";
+import { CALLER_HEADER } from "../core/metadata.js";
+import { ExitCode, UsageError } from "./exit-codes.js";
+import { CliExit } from "./ha-options.js";
+import { oneLine } from "./output/format.js";
+
+/*
+ * The CLI's one door to the orchestrator (coordinator or any agent): which
+ * URL, who is calling, and how each gRPC failure becomes one actionable line
+ * and an exit code.
+ */
+
+export const DEFAULT_ORCHESTRATOR_URL = "http://127.0.0.1:8890";
+export const URL_ENV = "AUTONOMY_ORCHESTRATOR_URL";
+
+/** --orchestrator-url, else AUTONOMY_ORCHESTRATOR_URL, else the dev default. */
+export function orchestratorUrl(command: string, flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const raw = flag ?? (env[URL_ENV] || DEFAULT_ORCHESTRATOR_URL);
+  try {
+    return parseServiceUrl(raw, flag !== undefined ? "--orchestrator-url" : env[URL_ENV] ? URL_ENV : "the orchestrator URL");
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err), command);
+  }
+}
+
+/** "autonomy-cli alice@host": recorded by the server next to the operator the user typed. */
+export function callerIdentity(): string {
+  let user = process.env.USER ?? "unknown";
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry (some containers): keep $USER.
+  }
+  return `autonomy-cli ${user}@${hostname()}`;
+}
+
+const metadata = () => ({ [CALLER_HEADER]: callerIdentity() });
+
+export function adminClient(url: string, timeoutMs: number): Client<typeof HaAdminService> {
+  return clientFor(HaAdminService, url, { metadata: metadata(), timeoutMs });
+}
+
+/** No default deadline: a watch lasts until Ctrl-C. */
+export function leaderClient(url: string): Client<typeof LeaderService> {
+  return clientFor(LeaderService, url, { metadata: metadata() });
+}
+
+export interface CallInfo {
+  readonly command: string;
+  readonly url: string;
+  readonly timeoutMs: number;
+  /** A mutation that timed out may still complete; the line says how to check. */
+  readonly mutating: boolean;
+}
+
+/** Turns whatever a call threw into the line and exit code the user sees. */
+export function rpcFailure(err: unknown, call: CallInfo): CliExit {
+  const where = `the orchestrator at ${call.url}`;
+  const prefix = `autonomy ${call.command}: `;
+  if (err instanceof ConnectError) {
+    // A transport failure carries the socket error as its cause; an UNAVAILABLE
+    // sent by a server (e.g. an agent that cannot reach its coordinator) does not.
+    const fromSocket = err.cause instanceof Error && !(err.cause instanceof ConnectError);
+    if (err.code === Code.Unavailable && fromSocket) {
+      return new CliExit(`${prefix}cannot reach ${where}: ${oneLine(err.rawMessage)}; check --orchestrator-url / ${URL_ENV}`, ExitCode.Failed);
+    }
+    if (err.code === Code.Unimplemented) {
+      return new CliExit(
+        `${prefix}${where} does not serve this call (${oneLine(err.rawMessage)}); is --orchestrator-url an autonomy coordinator or agent?`,
+        ExitCode.Failed,
+      );
+    }
+    if (err.code === Code.DeadlineExceeded) {
+      const after = call.mutating ? '; the request may still complete: check "autonomy ha status"' : "";
+      return new CliExit(`${prefix}no answer from ${where} within ${call.timeoutMs / 1000}s${after}`, ExitCode.Failed);
+    }
+  }
+  const e = fromConnectError(err);
+  const message = oneLine(e.message);
+  switch (e.code) {
+    case ErrorCode.FailedPrecondition:
+    case ErrorCode.Aborted:
+      // The runbooks' 409s: the server checked and said no; nothing changed.
+      return new CliExit(`${prefix}refused: ${message}`, ExitCode.Refused);
+    case ErrorCode.InvalidArgument:
+      return new CliExit(`${prefix}invalid request: ${message}`, ExitCode.Usage);
+    case ErrorCode.NotFound:
+      return new CliExit(`${prefix}not found: ${message}`, ExitCode.Failed);
+    case ErrorCode.Unauthenticated:
+    case ErrorCode.PermissionDenied:
+      return new CliExit(`${prefix}not allowed: ${message}`, ExitCode.Failed);
+    case ErrorCode.Unavailable:
+      return new CliExit(`${prefix}unavailable: ${message}`, ExitCode.Failed);
+    default:
+      return new CliExit(`${prefix}${message}`, ExitCode.Failed);
+  }
+}

@@ -1,0 +1,20 @@
+import type { Command } from "./commands.js";
+import { haFailover } from "./ha-failover.js";
+import { group } from "./ha-group.js";
+import { haHistory } from "./ha-history.js";
+import { haPause, haResume } from "./ha-maintenance.js";
+import { haSplitBrain } from "./ha-split-brain.js";
+import { haStatus } from "./ha-status.js";
+import { haWatch } from "./ha-watch.js";
+
+/* `autonomy ha …`: the operator commands of runbooks 000 and 002, and a few beyond them. */
+
+const ha = group(
+  "ha",
+  "status, failover, split-brain, pause/resume, history, watch",
+  "Operate the HA control plane: status, planned failover, split-brain detection and recovery, maintenance mode, epoch history, leader stream.",
+  [haStatus, haFailover, haSplitBrain, haPause, haResume, haHistory, haWatch],
+);
+
+export const haCommand: Command = { name: "ha", summary: "status, failover, split-brain, pause/resume, history, watch", run: (argv) => ha.run(argv) };
+export { auditCommand } from "./audit-command.js";

@@ -1,0 +1,141 @@
+import { parseFlags, type OptionSpec } from "./args.js";
+import { ExitCode, UsageError } from "./exit-codes.js";
+import { jsonText, textOf } from "./output/format.js";
+
+/*
+ * What every `autonomy ha …` and `autonomy audit …` leaf shares: --help,
+ * --output text|json, --orchestrator-url, the operator/reason rule for
+ * mutations, and one way to end with a one-line error and an exit code.
+ */
+
+/** Ends a command: `line` goes to stderr as is, `code` becomes the exit code. */
+export class CliExit extends Error {
+  override readonly name = "CliExit";
+  constructor(
+    readonly line: string,
+    readonly code: number,
+  ) {
+    super(line);
+  }
+}
+
+export type Output = "text" | "json";
+
+export const commonOptions = {
+  help: { type: "boolean", short: "h" },
+  output: { type: "string", short: "o" },
+  "orchestrator-url": { type: "string" },
+} as const satisfies OptionSpec;
+
+export interface LeafSpec<O extends OptionSpec> {
+  /** e.g. "ha failover trigger" */
+  readonly command: string;
+  /** Flags after the command, e.g. "--operator NAME --reason TEXT [--force]". */
+  readonly usage: string;
+  readonly summary: string;
+  readonly options: O;
+  /** [flag as shown, what it does], in the order --help lists them; common flags are added. */
+  readonly flags: readonly (readonly [string, string])[];
+  readonly notes?: readonly string[];
+  /** Leaves that never talk to the orchestrator leave --orchestrator-url out of their help. */
+  readonly noUrl?: boolean;
+}
+
+export function leafHelp<O extends OptionSpec>(spec: LeafSpec<O>): string {
+  const rows: (readonly [string, string])[] = [
+    ...spec.flags,
+    ...(spec.noUrl
+      ? []
+      : [["--orchestrator-url URL", "coordinator or any agent (env AUTONOMY_ORCHESTRATOR_URL; default http://127.0.0.1:8890)"] as const]),
+    ["-o, --output text|json", "output format (default text)"],
+    ["-h, --help", "show this help"],
+  ];
+  const width = Math.max(...rows.map(([f]) => f.length));
+  return textOf([
+    `Usage: autonomy ${spec.command} ${spec.usage}`.trimEnd(),
+    "",
+    spec.summary,
+    "",
+    "Flags:",
+    ...rows.map(([f, d]) => `  ${f.padEnd(width)}  ${d}`),
+    ...(spec.notes && spec.notes.length > 0 ? ["", ...spec.notes] : []),
+    "",
+    "Exit codes: 0 ok, 1 failed, 2 usage, 3 refused by a precondition (the runbooks' 409).",
+  ]);
+}
+
+/** Parsed flag values: strings, booleans for boolean flags, undefined when absent. */
+export type FlagValues<O extends OptionSpec> = {
+  readonly [K in keyof O]?: O[K] extends { type: "boolean" } ? boolean : string;
+};
+
+export interface LeafContext<O extends OptionSpec> {
+  readonly values: FlagValues<O & typeof commonOptions>;
+  readonly output: Output;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Parses flags (usage errors propagate to main, exit 2), prints --help, and
+ * turns a thrown CliExit into its line on stderr and its exit code.
+ */
+export async function runLeaf<O extends OptionSpec>(
+  spec: LeafSpec<O>,
+  argv: readonly string[],
+  body: (ctx: LeafContext<O>) => Promise<number>,
+): Promise<number> {
+  const values = parseFlags(spec.command, argv, { ...commonOptions, ...spec.options }).values as FlagValues<O & typeof commonOptions>;
+  if (values.help) {
+    process.stdout.write(leafHelp(spec));
+    return ExitCode.Ok;
+  }
+  const output = values.output ?? "text";
+  if (output !== "text" && output !== "json") throw new UsageError(`--output must be text or json, got "${output}"`, spec.command);
+  try {
+    return await body({ values, output, env: process.env });
+  } catch (err) {
+    if (err instanceof CliExit) {
+      process.stderr.write(`${err.line}\n`);
+      return err.code;
+    }
+    throw err;
+  }
+}
+
+/** Writes a result: text lines, or pretty JSON (the runbooks pipe it to jq). */
+export function emit(output: Output, text: () => string[], json: () => unknown): void {
+  process.stdout.write(output === "json" ? jsonText(json()) : textOf(text()));
+}
+
+export const OPERATOR_ENV = "AUTONOMY_OPERATOR";
+
+/**
+ * A mutation says who asks and why, for the audit log; a missing one is
+ * refused before anything is sent, with one line naming the flag and env var.
+ */
+export function operatorAndReason(
+  command: string,
+  values: { operator?: string | undefined; reason?: string | undefined },
+  env: NodeJS.ProcessEnv,
+): { operator: string; reason: string } {
+  const operator = (values.operator ?? env[OPERATOR_ENV] ?? "").trim();
+  const reason = (values.reason ?? "").trim();
+  const prefix = `autonomy ${command}: `;
+  if (!operator && !reason) {
+    throw new CliExit(`${prefix}--operator (or ${OPERATOR_ENV}) and --reason are required: the audit log records who asked and why`, ExitCode.Usage);
+  }
+  if (!operator) throw new CliExit(`${prefix}--operator is required (or set ${OPERATOR_ENV}): the audit log records who asked`, ExitCode.Usage);
+  if (!reason) throw new CliExit(`${prefix}--reason is required: say why; it goes in the audit log`, ExitCode.Usage);
+  return { operator, reason };
+}
+
+/** Flags of every mutation, for `options` and --help. */
+export const mutationOptions = {
+  operator: { type: "string" },
+  reason: { type: "string" },
+} as const satisfies OptionSpec;
+
+export const mutationFlagHelp = [
+  ["--operator NAME", "who asks; recorded in the audit log (env AUTONOMY_OPERATOR; required)"],
+  ["--reason TEXT", "why; recorded in the audit log (required)"],
+] as const;

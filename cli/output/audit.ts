@@ -1,0 +1,66 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { AuditEvent } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import { isoSeconds, num, oneLine, table } from "./format.js";
+
+/*
+ * `autonomy audit query`: events come either from the coordinator's JSONL
+ * files or from QueryAudit; both become this one record, named like the file's fields.
+ */
+
+export interface AuditRecord {
+  readonly id: string;
+  /** Full ISO time, milliseconds kept: events of one failover are milliseconds apart. */
+  readonly time: string;
+  readonly category: string;
+  readonly type: string;
+  readonly operator: string;
+  readonly reason: string;
+  readonly request_id: string;
+  readonly caller: string;
+  readonly node_id: string;
+  readonly epoch: number;
+  readonly cluster_id: string;
+  readonly message: string;
+  readonly evidence: JsonObject | null;
+}
+
+export function auditFromWire(e: AuditEvent): AuditRecord {
+  return {
+    id: e.id,
+    time: e.time ? timestampDate(e.time).toISOString() : "",
+    category: e.category,
+    type: e.type,
+    operator: e.operator,
+    reason: e.reason,
+    request_id: e.requestId,
+    caller: e.caller,
+    node_id: e.nodeId,
+    epoch: num(e.epoch),
+    cluster_id: e.clusterId,
+    message: e.message,
+    evidence: e.evidence ?? null,
+  };
+}
+
+/** What happened, then why it was asked for. */
+function details(e: AuditRecord): string {
+  const message = oneLine(e.message);
+  const reason = oneLine(e.reason);
+  if (reason && message) return `${message} (reason: ${reason})`;
+  return message || (reason ? `reason: ${reason}` : "-");
+}
+
+export function auditText(events: readonly AuditRecord[]): string[] {
+  return table(
+    ["TIME", "TYPE", "OPERATOR", "NODE", "EPOCH", "DETAILS"],
+    events.map((e) => [
+      e.time ? isoSeconds(new Date(e.time)) : "-",
+      e.type || "-",
+      e.operator || "-",
+      e.node_id || "-",
+      e.epoch > 0 ? String(e.epoch) : "-",
+      details(e),
+    ]),
+  );
+}

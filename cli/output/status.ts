@@ -1,0 +1,144 @@
+import type { GetStatusResponse, NodeStatus } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import { lagFromWire, roleFromWire } from "../../rpc/wire.js";
+import { labelled, lagText, num, table, timeOrNull, timeText } from "./format.js";
+
+/*
+ * `autonomy ha status`: seed 000 §1 block by block, so `| head -6` in the
+ * runbook's watch loop still shows Role, lock, Write-Ready and Queried At.
+ * Everything we add (nodes, maintenance, split-brain) comes after the seed's blocks.
+ */
+
+/** Values start in column 20 in every block, as in the runbook. */
+const TOP = 20;
+const SUB = 18;
+
+export function statusText(s: GetStatusResponse): string[] {
+  const leader = s.leader;
+  const quorum = s.quorum;
+  const repl = s.replication;
+  const lines = [
+    ...labelled(
+      [
+        ["Role", s.role || "unknown"],
+        ["Session lock held", String(s.sessionLockHeld)],
+        ["Write-Ready", String(s.writeReady)],
+        ["Queried At", timeText(s.queriedAt)],
+      ],
+      "",
+      TOP,
+    ),
+    "",
+    "Leader",
+    ...labelled(
+      [
+        ["Holder ID", leader?.holderId || "none"],
+        ["Epoch", String(num(leader?.epoch ?? 0n))],
+        ["Acquired At", timeText(leader?.acquiredAt)],
+      ],
+      "  ",
+      SUB,
+    ),
+    "",
+    "Quorum",
+    ...labelled(
+      [
+        ["Write-Ready", String(quorum?.writeReady ?? false)],
+        ["Sync Replicas", String(quorum?.syncReplicas ?? 0)],
+      ],
+      "  ",
+      SUB,
+    ),
+    "",
+    "Replication",
+    ...labelled(
+      [
+        ["Lag Status", lagFromWire(repl?.lagStatus ?? 0)],
+        ["Max Write Lag", lagText(repl?.maxWriteLagSeconds ?? 0)],
+        ["Max Replay Lag", lagText(repl?.maxReplayLagSeconds ?? 0)],
+        ["Replicas", String(repl?.replicaCount ?? 0)],
+        ...(repl?.error ? ([["Probe Error", repl.error]] as const) : []),
+      ],
+      "  ",
+      SUB,
+    ),
+  ];
+  if (s.nodes.length > 0) lines.push("", "Nodes", ...nodesTable(s.nodes));
+  const notes: [string, string][] = [];
+  if (s.maintenance) notes.push(["Maintenance", 'paused: no automatic failover or recovery ("autonomy ha resume" ends it)']);
+  if (s.splitBrainDetected) notes.push(["Split-Brain", 'DETECTED: run "autonomy ha split-brain detect" for the evidence']);
+  if (notes.length > 0) lines.push("", ...labelled(notes, "", TOP));
+  return lines;
+}
+
+function nodesTable(nodes: readonly NodeStatus[]): string[] {
+  return table(
+    ["NODE", "ROLE", "LOCK", "WRITE-READY", "EPOCH", "PRIORITY", "LAG", "CONNECTED"],
+    nodes.map((n) => [
+      n.nodeId,
+      roleFromWire(n.role),
+      String(n.sessionLockHeld),
+      String(n.writeReady),
+      n.epoch === 0n ? "-" : String(num(n.epoch)),
+      n.nofailover ? `${n.priority} (nofailover)` : String(n.priority),
+      `${lagFromWire(n.lagStatus)} ${lagText(n.replayLagSeconds)}`,
+      String(n.connected),
+    ]),
+    "  ",
+  );
+}
+
+/** Seed 000's field names (and the /v1/health/* endpoints'), snake_case; lags both as text and seconds. */
+export function statusJson(s: GetStatusResponse) {
+  const repl = s.replication;
+  return {
+    role: s.role || "unknown",
+    session_lock_held: s.sessionLockHeld,
+    write_ready: s.writeReady,
+    queried_at: timeOrNull(s.queriedAt),
+    node_id: s.nodeId,
+    cluster_id: s.clusterId,
+    answered_by: s.answeredBy,
+    leader: {
+      holder_id: s.leader?.holderId ?? "",
+      epoch: num(s.leader?.epoch ?? 0n),
+      acquired_at: timeOrNull(s.leader?.acquiredAt),
+      write_ready: s.leader?.writeReady ?? false,
+    },
+    quorum: {
+      write_ready: s.quorum?.writeReady ?? false,
+      sync_replicas: s.quorum?.syncReplicas ?? 0,
+      min_sync_replicas: s.quorum?.minSyncReplicas ?? 0,
+    },
+    replication: {
+      lag_status: lagFromWire(repl?.lagStatus ?? 0),
+      max_write_lag: lagText(repl?.maxWriteLagSeconds ?? 0),
+      max_write_lag_seconds: repl?.maxWriteLagSeconds ?? 0,
+      max_replay_lag: lagText(repl?.maxReplayLagSeconds ?? 0),
+      max_replay_lag_seconds: repl?.maxReplayLagSeconds ?? 0,
+      replicas: repl?.replicaCount ?? 0,
+      error: repl?.error ?? "",
+    },
+    nodes: s.nodes.map(nodeJson),
+    maintenance: s.maintenance,
+    split_brain_detected: s.splitBrainDetected,
+  };
+}
+
+function nodeJson(n: NodeStatus) {
+  return {
+    node_id: n.nodeId,
+    role: roleFromWire(n.role),
+    connected: n.connected,
+    session_lock_held: n.sessionLockHeld,
+    write_ready: n.writeReady,
+    write_ready_reason: n.writeReadyReason,
+    epoch: num(n.epoch),
+    priority: n.priority,
+    nofailover: n.nofailover,
+    lag_status: lagFromWire(n.lagStatus),
+    replay_lag: lagText(n.replayLagSeconds),
+    replay_lag_seconds: n.replayLagSeconds,
+    last_report_at: timeOrNull(n.lastReportAt),
+    endpoint: n.endpoint,
+  };
+}

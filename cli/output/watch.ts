@@ -1,0 +1,46 @@
+import { LeaderEventKind, type WatchLeaderResponse } from "../../gen/autonomy/ha/v1/leader_pb.js";
+import { num, oneLine, timeOrNull, timeText } from "./format.js";
+
+/*
+ * `autonomy ha watch`: one line per leader-stream event. Lines are printed as
+ * they arrive, so columns use fixed widths rather than widths measured over rows.
+ */
+
+const KINDS: Record<LeaderEventKind, string> = {
+  [LeaderEventKind.UNSPECIFIED]: "unknown",
+  [LeaderEventKind.SNAPSHOT]: "snapshot",
+  [LeaderEventKind.LEADER_CHANGED]: "leader_changed",
+  [LeaderEventKind.WRITE_READY_CHANGED]: "write_ready_changed",
+  [LeaderEventKind.LEADER_LOST]: "leader_lost",
+  [LeaderEventKind.SPLIT_BRAIN_DETECTED]: "split_brain_detected",
+  [LeaderEventKind.SPLIT_BRAIN_RESOLVED]: "split_brain_resolved",
+};
+
+export const kindName = (k: LeaderEventKind): string => KINDS[k] ?? `kind_${k}`;
+
+export function watchText(e: WatchLeaderResponse): string {
+  const leader = e.leader;
+  const fields = [
+    `#${num(e.revision)}`.padEnd(6),
+    timeText(e.at).padEnd(20),
+    kindName(e.kind).padEnd(20),
+    `holder=${leader?.holderId || "-"}`.padEnd(20),
+    `epoch=${num(leader?.epoch ?? 0n)}`.padEnd(10),
+    `write-ready=${leader?.writeReady ?? false}`.padEnd(17),
+    oneLine(e.message),
+  ];
+  return fields.join(" ").trimEnd();
+}
+
+export function watchJson(e: WatchLeaderResponse) {
+  return {
+    revision: num(e.revision),
+    at: timeOrNull(e.at),
+    kind: kindName(e.kind),
+    holder_id: e.leader?.holderId ?? "",
+    epoch: num(e.leader?.epoch ?? 0n),
+    write_ready: e.leader?.writeReady ?? false,
+    acquired_at: timeOrNull(e.leader?.acquiredAt),
+    message: e.message,
+  };
+}
