@@ -1,4 +1,5 @@
 import { agentCommand } from "./agent-command.js";
+import { devCommand } from "./dev/dev-command.js";
 import { coordinatorCommand } from "./coordinator-command.js";
 import { auditCommand, haCommand } from "./ha-command.js";
 
@@ -11,7 +12,7 @@ export interface Command {
 
 /** Every command, in the order `autonomy --help` lists them. */
 export const commands: Command[] = [];
-commands.push(agentCommand);
+commands.push(devCommand, agentCommand);
 commands.push(coordinatorCommand);
 commands.push(haCommand, auditCommand);
 

@@ -7,3 +7,4 @@ export type { PgServerOptions, StopMode } from "./pg-server.js";
 export { startPgCluster } from "./cluster.js";
 export type { PgCluster, PgClusterOptions } from "./cluster.js";
 export { REPLICATION_USER } from "./provision.js";
+export { withParentDeathSignal } from "./pg-user.js";

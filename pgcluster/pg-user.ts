@@ -135,3 +135,14 @@ function lookupUser(name: string): { uid: number; gid: number } | undefined {
   }
   return undefined;
 }
+
+/**
+ * `bin args` wrapped so the kernel sends `signal` to it when our process dies,
+ * even by SIGKILL (setpriv --pdeathsig, same user). Unwrapped where setpriv
+ * cannot do it; callers still stop their children in order on a clean exit.
+ */
+export function withParentDeathSignal(bin: string, args: string[], signal: NodeJS.Signals = "SIGTERM"): [string, string[]] {
+  const setpriv = findSetpriv();
+  if (setpriv === undefined || !setprivHasPdeathsig(setpriv)) return [bin, args];
+  return [setpriv, ["--pdeathsig", signal.replace(/^SIG/, ""), "--", bin, ...args]];
+}

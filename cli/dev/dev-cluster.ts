@@ -1,0 +1,186 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { join, resolve } from "node:path";
+import { waitFor } from "../../core/clock.js";
+import { unavailable } from "../../core/errors.js";
+import { isPortFree, startPgCluster, withParentDeathSignal, type PgCluster } from "../../pgcluster/index.js";
+import { DemoWorkload } from "./workload.js";
+
+const BIN = new URL("../../bin/autonomy.js", import.meta.url).pathname;
+
+export interface DevOptions {
+  readonly agents: number;
+  readonly dataDir: string;
+  readonly host: string;
+  readonly coordinatorPort: number;
+  readonly agentBasePort: number;
+  readonly log: (line: string) => void;
+}
+
+/** A child `autonomy` process with its log file. */
+interface Child {
+  readonly name: string;
+  readonly url: string;
+  readonly proc: ChildProcess;
+  readonly logFile: string;
+  readonly log: WriteStream;
+}
+
+export interface DevDescription {
+  readonly started_at: string;
+  readonly pid: number;
+  readonly data_dir: string;
+  readonly orchestrator_url: string;
+  readonly audit_dir: string;
+  readonly database_url: string;
+  readonly postgres: { role: string; url: string; port: number; pid: number | undefined; data_dir: string }[];
+  readonly coordinator: { url: string; pid: number | undefined; log: string };
+  readonly agents: { node_id: string; url: string; pid: number | undefined; priority: number; local_database_url: string | null; log: string }[];
+  readonly workload: { table: string; description: string };
+}
+
+/**
+ * Everything `autonomy dev` runs: PostgreSQL primary + standby, a
+ * coordinator, N agents and the demo workload. Children get a parent-death
+ * signal, so even a SIGKILLed `autonomy dev` leaves nothing running.
+ */
+export class DevCluster {
+  private pg: PgCluster | undefined;
+  private coordinator: Child | undefined;
+  private readonly agents: { child: Child; nodeId: string; priority: number; localUrl: string | undefined }[] = [];
+  private workload: DemoWorkload | undefined;
+  readonly auditDir: string;
+  private readonly logDir: string;
+
+  constructor(private readonly options: DevOptions) {
+    this.auditDir = resolve(options.dataDir, "audit");
+    this.logDir = resolve(options.dataDir, "logs");
+  }
+
+  get counters() {
+    return this.workload?.counters;
+  }
+
+  async start(): Promise<DevDescription> {
+    const { host, coordinatorPort, agentBasePort, agents } = this.options;
+    const ports = [coordinatorPort, ...Array.from({ length: agents }, (_, i) => agentBasePort + i)];
+    for (const port of ports) {
+      if (!(await isPortFree(port, host))) {
+        const flag = port === coordinatorPort ? "--coordinator-port" : "--agent-base-port";
+        throw unavailable(`port ${host}:${port} is in use; free it or choose another with ${flag}`);
+      }
+    }
+    mkdirSync(this.auditDir, { recursive: true });
+    mkdirSync(this.logDir, { recursive: true });
+
+    this.options.log("starting PostgreSQL primary and streaming standby…");
+    this.pg = await startPgCluster({ standbys: 1 });
+    const primaryUrl = this.pg.primary.url();
+    const standbyUrl = this.pg.standby.url();
+    // Agents find the primary among both servers, as after a Postgres failover.
+    const lockUrl = `postgres://postgres@${host}:${this.pg.primary.port},${host}:${this.pg.standby.port}/postgres?target_session_attrs=read-write`;
+
+    this.options.log("starting the coordinator…");
+    const coordinatorUrl = `http://${host}:${coordinatorPort}`;
+    this.coordinator = this.spawn("coordinator", coordinatorUrl, [
+      "coordinator",
+      "--database-url", primaryUrl,
+      "--listen", `${host}:${coordinatorPort}`,
+      "--audit-dir", this.auditDir,
+    ]);
+    await this.waitHealthy(this.coordinator);
+
+    this.options.log(`starting ${agents} agents…`);
+    const locals = [primaryUrl, standbyUrl];
+    for (let i = 0; i < agents; i++) {
+      const nodeId = `cp-node-${i + 1}`;
+      const priority = 100 * (agents - i);
+      const url = `http://${host}:${agentBasePort + i}`;
+      const localUrl = locals[i];
+      const child = this.spawn(nodeId, url, [
+        "agent",
+        "--node-id", nodeId,
+        "--database-url", lockUrl,
+        "--coordinator-url", coordinatorUrl,
+        "--listen", `${host}:${agentBasePort + i}`,
+        "--priority", String(priority),
+        ...(localUrl ? ["--local-database-url", localUrl] : []),
+      ]);
+      this.agents.push({ child, nodeId, priority, localUrl });
+    }
+    await Promise.all(this.agents.map((a) => this.waitHealthy(a.child)));
+
+    this.workload = new DemoWorkload(primaryUrl, this.agents.map((a) => ({ nodeId: a.nodeId, url: a.child.url })));
+    await this.workload.start();
+
+    return {
+      started_at: new Date().toISOString(),
+      pid: process.pid,
+      data_dir: resolve(this.options.dataDir),
+      orchestrator_url: coordinatorUrl,
+      audit_dir: this.auditDir,
+      database_url: lockUrl,
+      postgres: [this.pg.primary, this.pg.standby].map((s, i) => ({
+        role: i === 0 ? "primary" : "standby",
+        url: s.url(),
+        port: s.port,
+        pid: s.pid(),
+        data_dir: s.dataDir,
+      })),
+      coordinator: { url: coordinatorUrl, pid: this.coordinator.proc.pid, log: this.coordinator.logFile },
+      agents: this.agents.map((a) => ({
+        node_id: a.nodeId,
+        url: a.child.url,
+        pid: a.child.proc.pid,
+        priority: a.priority,
+        local_database_url: a.localUrl ?? null,
+        log: a.child.logFile,
+      })),
+      workload: { table: "promotion_decisions", description: "fenced writes through assert_epoch() by the leader's control-plane stand-in" },
+    };
+  }
+
+  /** Stops everything in order: workload, agents (the leader resigns), coordinator, PostgreSQL. */
+  async stop(): Promise<void> {
+    await this.workload?.stop();
+    await Promise.all(this.agents.map((a) => stopChild(a.child)));
+    if (this.coordinator) await stopChild(this.coordinator);
+    await this.pg?.close();
+  }
+
+  private spawn(name: string, url: string, args: string[]): Child {
+    const logFile = join(this.logDir, `${name}.log`);
+    const log = createWriteStream(logFile, { flags: "a" });
+    const [cmd, argv] = withParentDeathSignal(process.execPath, [BIN, ...args], "SIGTERM");
+    const proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, AUTONOMY_LOG_LEVEL: process.env.AUTONOMY_LOG_LEVEL ?? "info" } });
+    proc.stdout?.pipe(log, { end: false });
+    proc.stderr?.pipe(log, { end: false });
+    return { name, url, proc, logFile, log };
+  }
+
+  private async waitHealthy(child: Child): Promise<void> {
+    await waitFor(
+      async () => {
+        if (child.proc.exitCode !== null) throw unavailable(`${child.name} exited with code ${child.proc.exitCode}; see ${child.logFile}`);
+        const res = await fetch(`${child.url}/healthz`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
+        return res?.ok;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: `${child.name} to answer ${child.url}/healthz` },
+    ).catch((err: unknown) => {
+      throw unavailable(`${(err as Error).message.replace(/ \(last error: .*\)$/, "")}; see ${child.logFile}`);
+    });
+  }
+}
+
+async function stopChild(child: Child): Promise<void> {
+  const { proc } = child;
+  if (proc.exitCode === null && proc.signalCode === null) {
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    proc.kill("SIGCONT");
+    proc.kill("SIGTERM");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  child.log.end();
+}

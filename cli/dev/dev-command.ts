@@ -1,0 +1,171 @@
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { LeaderService } from "../../gen/autonomy/ha/v1/leader_pb.js";
+import { describeError } from "../../core/errors.js";
+import { clientFor } from "../../rpc/client.js";
+import { intFlag, parseFlags } from "../args.js";
+import type { Command } from "../commands.js";
+import { ExitCode, UsageError } from "../exit-codes.js";
+import { DevCluster, type DevDescription } from "./dev-cluster.js";
+import { takeDevLock } from "./dev-lock.js";
+
+const HELP = `Usage: autonomy dev [--agents N] [--data-dir DIR] [--coordinator-port PORT] [--agent-base-port PORT] [--host HOST]
+
+Starts a real local cluster and keeps it running until Ctrl-C:
+a PostgreSQL primary and a streaming standby, a coordinator, N agents
+(cp-node-1..N, priorities N*100..100) and a demo control-plane workload doing
+fenced writes into promotion_decisions. Prints where everything listens and
+what to try next, follows the leader, and writes a description of everything
+it started to DIR/dev.json. Ctrl-C or SIGTERM stops everything in order.
+
+Flags:
+  --agents N               number of agents (default 3, 1-9)
+  --data-dir DIR           dev.json, audit log and process logs (default .autonomy)
+  --coordinator-port PORT  coordinator port (default 8890)
+  --agent-base-port PORT   first agent's port; the others follow (default 8881)
+  --host HOST              interface to listen on (default 127.0.0.1)
+  --help                   show this help
+`;
+
+export const devCommand: Command = {
+  name: "dev",
+  summary: "run a real local cluster: Postgres primary + standby, coordinator, agents, demo workload",
+  async run(argv) {
+    const { values } = parseFlags("dev", argv, {
+      agents: { type: "string" },
+      "data-dir": { type: "string" },
+      "coordinator-port": { type: "string" },
+      "agent-base-port": { type: "string" },
+      host: { type: "string" },
+      help: { type: "boolean" },
+    });
+    if (values.help) {
+      process.stdout.write(HELP);
+      return ExitCode.Ok;
+    }
+    const agents = intFlag("dev", "agents", values.agents, 3, 1);
+    if (agents > 9) throw new UsageError("--agents must be between 1 and 9", "dev");
+    const dataDir = resolve(values["data-dir"] ?? ".autonomy");
+    const describePath = join(dataDir, "dev.json");
+    const show = (p: string) => relative(process.cwd(), p) || ".";
+    mkdirSync(dataDir, { recursive: true });
+    const releaseLock = takeDevLock(join(dataDir, "dev.lock"), show(describePath));
+
+    const cluster = new DevCluster({
+      agents,
+      dataDir,
+      host: values.host ?? "127.0.0.1",
+      coordinatorPort: intFlag("dev", "coordinator-port", values["coordinator-port"], 8890, 1),
+      agentBasePort: intFlag("dev", "agent-base-port", values["agent-base-port"], 8881, 1),
+      log: (line) => process.stdout.write(`autonomy dev: ${line}\n`),
+    });
+    const stopSignal = new Promise<NodeJS.Signals>((resolveSignal) => {
+      process.once("SIGINT", () => resolveSignal("SIGINT"));
+      process.once("SIGTERM", () => resolveSignal("SIGTERM"));
+    });
+    const cleanup = async () => {
+      process.stdout.write("autonomy dev: stopping workload, agents, coordinator and PostgreSQL…\n");
+      await cluster.stop();
+      rmSync(describePath, { force: true });
+      releaseLock();
+      process.stdout.write("autonomy dev: stopped; nothing left running\n");
+    };
+
+    let description: DevDescription;
+    try {
+      description = await Promise.race([
+        cluster.start(),
+        stopSignal.then((s) => {
+          throw new Error(`interrupted by ${s} while starting`);
+        }),
+      ]);
+    } catch (err) {
+      process.stderr.write(`autonomy dev: ${describeError(err)}\n`);
+      await cleanup();
+      return ExitCode.Failed;
+    }
+    writeFileSync(describePath, JSON.stringify(description, null, 2) + "\n");
+    process.stdout.write(banner(description, show));
+
+    const follow = new AbortController();
+    const following = followLeader(description.orchestrator_url, cluster, follow.signal);
+    await stopSignal;
+    follow.abort();
+    await following;
+    await cleanup();
+    return ExitCode.Ok;
+  },
+};
+
+const BIN = new URL("../../bin/autonomy.js", import.meta.url).pathname;
+
+function banner(d: DevDescription, show: (p: string) => string): string {
+  const [primary, standby] = d.postgres;
+  const rows: [string, string][] = [
+    ["PostgreSQL primary", primary!.url],
+    ["PostgreSQL standby", `${standby!.url}  (streaming from the primary)`],
+    ["coordinator", `${d.coordinator.url}  (gRPC + HTTP; audit log in ${show(d.audit_dir)})`],
+    ...d.agents.map((a): [string, string] => [
+      a.node_id,
+      `${a.url}  priority ${a.priority}${a.local_database_url ? `, local database ${a.local_database_url === primary!.url ? "primary" : "standby"}` : ""}, pid ${a.pid}`,
+    ]),
+    ["demo workload", "fenced writes into promotion_decisions through assert_epoch()"],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const leaderPids = d.agents.map((a) => `${a.node_id}=${a.pid}`).join(" ");
+  return [
+    "",
+    "autonomy dev: a local cluster is running",
+    "",
+    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+    "",
+    "Try, in another terminal:",
+    `  alias autonomy='node ${BIN}'`,
+    `  export AUTONOMY_ORCHESTRATOR_URL=${d.orchestrator_url} AUTONOMY_OPERATOR=$USER AUTONOMY_AUDIT_DIR=${d.audit_dir}`,
+    "  autonomy ha status",
+    '  autonomy ha failover trigger --reason "planned maintenance"',
+    "  autonomy ha split-brain detect",
+    "  autonomy ha watch",
+    "  autonomy ha history",
+    "  autonomy audit query --category ha --limit 10",
+    `  curl -s ${d.orchestrator_url}/v1/health/leader`,
+    `  kill -9 <the leader's pid>    # automatic failover; pids: ${leaderPids}`,
+    "",
+    `Everything it started is described in ${show(join(d.data_dir, "dev.json"))}; logs are in ${show(join(d.data_dir, "logs"))}.`,
+    "Ctrl-C stops it all.",
+    "",
+  ].join("\n");
+}
+
+/** Prints a line per leader change, and a live status line on a terminal. */
+async function followLeader(url: string, cluster: DevCluster, signal: AbortSignal): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  let status = "";
+  const counters = () => {
+    const c = cluster.counters;
+    return c ? `fenced writes ${c.written}, stale-epoch rejections ${c.staleRejected}` : "";
+  };
+  const redraw = () => tty && process.stdout.write(`\r\x1b[2K${status} · ${counters()}`);
+  const timer = tty ? setInterval(redraw, 1_000) : undefined;
+  const leaders = clientFor(LeaderService, url);
+  while (!signal.aborted) {
+    try {
+      for await (const e of leaders.watchLeader({}, { signal })) {
+        const l = e.leader;
+        const at = new Date().toISOString().slice(11, 19);
+        status = l?.holderId
+          ? `[${at}] leader ${l.holderId}, epoch ${l.epoch}, ${l.writeReady ? "Write-Ready" : "not Write-Ready"}`
+          : `[${at}] no leader`;
+        const line = `${status}${e.message ? ` — ${e.message}` : ""}`;
+        if (tty) process.stdout.write(`\r\x1b[2K${line}\n`);
+        else process.stdout.write(`${line} (${counters()})\n`);
+        redraw();
+      }
+    } catch {
+      if (signal.aborted) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  clearInterval(timer);
+  if (tty) process.stdout.write("\n");
+}
