@@ -90,7 +90,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       const [replication, localDatabase, identity] = await Promise.all([
         replicationProbe.measure(),
         localProbe?.measure(),
-        readDatabaseIdentity(await side.connected()).catch(() => undefined),
+        readDatabaseIdentity(side.db).catch(() => undefined),
       ]);
       const before = probes;
       probes = {

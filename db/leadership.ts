@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { LOCK_CLASS_ID, type SchemaName } from "./identifiers.js";
+import type { Queryable } from "./side-connection.js";
 
 /** leadership_state for one cluster, as read from the database. */
 export interface LeadershipRow {
@@ -32,7 +33,7 @@ export const LOCK_MATCH_SQL = `l.locktype = 'advisory' AND l.classid = ${LOCK_CL
   AND l.objid::bigint = (hashtext($1)::bigint & 4294967295) AND l.objsubid = 2
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
 
-export async function readLeadership(db: pg.ClientBase | pg.Pool, s: SchemaName, clusterId: string): Promise<LeadershipRow> {
+export async function readLeadership(db: Queryable, s: SchemaName, clusterId: string): Promise<LeadershipRow> {
   const r = await db.query<{ holder_id: string | null; epoch: string; acquired_at: Date | null; heartbeat_at: Date | null }>(
     `SELECT holder_id, epoch, acquired_at, heartbeat_at FROM ${s.q("leadership_state")} WHERE cluster_id = $1`,
     [clusterId],
@@ -46,7 +47,7 @@ export async function readLeadership(db: pg.ClientBase | pg.Pool, s: SchemaName,
   };
 }
 
-export async function readLockHolders(db: pg.ClientBase | pg.Pool, clusterId: string): Promise<LockHolderRow[]> {
+export async function readLockHolders(db: Queryable, clusterId: string): Promise<LockHolderRow[]> {
   const r = await db.query<{ pid: number; application_name: string; backend_start: Date | null; client_addr: string | null }>(
     `SELECT l.pid, a.application_name, a.backend_start, host(a.client_addr) AS client_addr
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -62,7 +63,7 @@ export async function readLockHolders(db: pg.ClientBase | pg.Pool, clusterId: st
 }
 
 export async function readEpochs(
-  db: pg.ClientBase | pg.Pool,
+  db: Queryable,
   s: SchemaName,
   clusterId: string,
   options: { onlyUnclosed?: boolean; limit?: number } = {},
@@ -103,7 +104,7 @@ export async function openEpoch(
  * call for a stale node). Returns the close time.
  */
 export async function closeEpoch(
-  db: pg.ClientBase | pg.Pool,
+  db: Queryable,
   s: SchemaName,
   clusterId: string,
   holderId: string,
@@ -121,7 +122,7 @@ export interface DatabaseIdentity {
   readonly inRecovery: boolean;
 }
 
-export async function readDatabaseIdentity(db: pg.ClientBase | pg.Pool): Promise<DatabaseIdentity> {
+export async function readDatabaseIdentity(db: Queryable): Promise<DatabaseIdentity> {
   const r = await db.query<{ system_identifier: string; timeline_id: number; in_recovery: boolean }>(
     // On a primary the current WAL file names the timeline at once; the
     // checkpoint's timeline lags a promotion until the next checkpoint.

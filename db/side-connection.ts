@@ -9,9 +9,21 @@ import { connectDatabase, type DatabaseTarget } from "./connect.js";
  * connection failure drops the client; the next query connects afresh (to
  * whichever host of a multi-host URL is now the right one).
  */
+/** What the db/ helpers need of a connection: pg.Client, pg.Pool and SideConnection#db all fit. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
 export class SideConnection {
   private current: pg.Client | undefined;
   private pending: Promise<pg.Client> | undefined;
+  /** Statements run one at a time: node-postgres will stop queueing them itself. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  /** This connection as a Queryable for the db/ helpers, serialized like query(). */
+  readonly db: Queryable = {
+    query: <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => this.serialized((c) => c.query<R>(text, values)),
+  };
 
   constructor(
     private readonly target: DatabaseTarget,
@@ -19,17 +31,26 @@ export class SideConnection {
   ) {}
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
-    const client = await this.connected();
-    try {
-      return (await client.query<R>(sql, params)).rows;
-    } catch (err) {
-      const e = toHaError(err);
-      if (e.code === ErrorCode.Unavailable) this.drop(client);
-      throw e;
-    }
+    return (await this.serialized((c) => c.query<R>(sql, params))).rows;
   }
 
-  /** A connected client for helpers that take a pg client (db/leadership.ts). */
+  private serialized<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const run = async () => {
+      const client = await this.connected();
+      try {
+        return await work(client);
+      } catch (err) {
+        const e = toHaError(err);
+        if (e.code === ErrorCode.Unavailable) this.drop(client);
+        throw e;
+      }
+    };
+    const result = this.tail.then(run, run);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** The connected client itself, for work that must own it (migrations at start-up). */
   connected(): Promise<pg.Client> {
     if (this.current) return Promise.resolve(this.current);
     this.pending ??= connectDatabase(

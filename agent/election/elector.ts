@@ -202,7 +202,10 @@ export class Elector extends EventEmitter<{ change: [] }> {
 
     const queued = this.queue.shift();
     if (queued) {
-      queued.done(await this.run(queued.command, session));
+      // A campaign that waits on the lock is not done here: it becomes the
+      // standing campaign that later steps serve, and it resolves from there.
+      const outcome = await this.run(queued.command, session, queued.done);
+      if (outcome) queued.done(outcome);
       return 0;
     }
 
@@ -321,7 +324,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
 
   // ---- commands ----------------------------------------------------------
 
-  private async run(command: NodeCommand, session: LockSession): Promise<CommandOutcome> {
+  private async run(command: NodeCommand, session: LockSession, done: (o: CommandOutcome) => void): Promise<CommandOutcome | undefined> {
     const observedEpoch = await this.refreshObserved();
     if (command.epoch !== observedEpoch) {
       return outcome(command, "refused", `epoch guard: command is for epoch ${command.epoch}, current epoch is ${observedEpoch}`, this.term?.epoch);
@@ -347,9 +350,8 @@ export class Elector extends EventEmitter<{ change: [] }> {
           }
           return outcome(command, "failed", `lock is held by ${this.lockHolder ?? "another session"}`, 0);
         }
-        return new Promise((done) => {
-          this.standing = { command, untilMs: this.clock.monotonicMs() + action.waitMs, floor: action.epochFloor, done };
-        });
+        this.standing = { command, untilMs: this.clock.monotonicMs() + action.waitMs, floor: action.epochFloor, done };
+        return undefined;
       }
       case "hold": {
         this.cancelStanding("superseded by hold");
@@ -413,11 +415,8 @@ export class Elector extends EventEmitter<{ change: [] }> {
 
   /** Reads leadership_state and the lock holder; returns the current epoch. */
   private async refreshObserved(): Promise<number> {
-    const client = await this.side.connected();
-    const [row, holders] = await Promise.all([
-      readLeadership(client, this.config.schema, this.config.clusterId),
-      readLockHolders(client, this.config.clusterId),
-    ]);
+    const row = await readLeadership(this.side.db, this.config.schema, this.config.clusterId);
+    const holders = await readLockHolders(this.side.db, this.config.clusterId);
     const holder = holders[0];
     const observed: LeaderView = {
       holderId: row.holderId ?? "",

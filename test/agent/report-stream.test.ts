@@ -21,8 +21,8 @@ type Outgoing = MessageInitShape<typeof ConnectResponseSchema>;
 class ScriptedCoordinator {
   readonly reports: NodeReport[] = [];
   readonly acks: CommandOutcome[] = [];
-  private outbox: Outgoing[] = [];
-  private wake: (() => void) | undefined;
+  private readonly outboxes = new Map<string, Outgoing[]>();
+  private readonly wakers = new Map<string, () => void>();
   server!: RunningServer;
 
   async start(): Promise<void> {
@@ -46,26 +46,33 @@ class ScriptedCoordinator {
         if (req.message.case === "ack") this.acks.push(ackFromWire(req.message.value as never));
       }
     })().catch(() => undefined);
+    const outbox = this.outbox(nodeId);
     while (!ctx.signal.aborted) {
-      const next = this.outbox.shift();
+      const next = outbox.shift();
       if (next) {
         yield next;
         continue;
       }
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
+        this.wakers.set(nodeId, resolve);
         ctx.signal.addEventListener("abort", () => resolve(), { once: true });
       });
     }
   }
 
-  send(message: Outgoing): void {
-    this.outbox.push(message);
-    this.wake?.();
+  private outbox(nodeId: string): Outgoing[] {
+    const box = this.outboxes.get(nodeId) ?? [];
+    this.outboxes.set(nodeId, box);
+    return box;
   }
 
-  command(c: NodeCommand): Promise<CommandOutcome> {
-    this.send({ message: { case: "command", value: commandToWire(c) } });
+  send(message: Outgoing, nodeId = "cp-node-1"): void {
+    this.outbox(nodeId).push(message);
+    this.wakers.get(nodeId)?.();
+  }
+
+  command(c: NodeCommand, nodeId = "cp-node-1"): Promise<CommandOutcome> {
+    this.send({ message: { case: "command", value: commandToWire(c) } }, nodeId);
     return waitFor(() => this.acks.find((a) => a.commandId === c.commandId), { timeoutMs: 10_000, what: `ack of ${c.commandId}` });
   }
 
@@ -153,16 +160,49 @@ describe("the agent's report stream and command handling", () => {
     );
   });
 
+  it("a designated successor waits on the lock and wins the moment the leader resigns; release cancels a wait", async () => {
+    const second = await AgentProcess.start({ nodeId: "cp-node-2", databaseUrl: cluster.primary.url(), coordinatorUrl: coordinator.server.url });
+    try {
+      await waitFor(() => coordinator.reports.some((r) => r.nodeId === "cp-node-2" && r.role === "follower"), { timeoutMs: 10_000, what: "cp-node-2 report" });
+      // A wait that is released ends as failed; the release itself is done.
+      const waiting = coordinator.command({ commandId: "c-wait-1", epoch: 6, action: { kind: "campaign", epochFloor: 6, waitMs: 30_000 }, reason: "designate" }, "cp-node-2");
+      const release = await coordinator.command({ commandId: "c-release", epoch: 6, action: { kind: "release" }, reason: "someone else is preferred" }, "cp-node-2");
+      expect(release).toMatchObject({ result: "done" });
+      expect(await waiting).toMatchObject({ result: "failed", message: "superseded by release" });
+
+      const successor = coordinator.command({ commandId: "c-wait-2", epoch: 6, action: { kind: "campaign", epochFloor: 6, waitMs: 30_000 }, reason: "planned" }, "cp-node-2");
+      await waitFor(
+        async () => (await cluster.primary.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).length === 1,
+        { timeoutMs: 5_000, what: "cp-node-2 queued on the lock" },
+      );
+      const resign = await coordinator.command({ commandId: "c-resign-2", epoch: 6, action: { kind: "resign", hold: false }, reason: "planned" });
+      expect(resign).toMatchObject({ result: "done" });
+      expect(await successor).toMatchObject({ result: "done", epoch: 7 });
+      await waitFor(async () => (await second.writeReady())?.ready, { timeoutMs: 5_000, what: "cp-node-2 Write-Ready" });
+      expect(await agent.writeReady()).toEqual({ status: 503, ready: false });
+      // Hand the lock back so the endpoint checks below see cp-node-1 as leader.
+      const back = coordinator.command({ commandId: "c-wait-3", epoch: 7, action: { kind: "campaign", epochFloor: 7, waitMs: 30_000 }, reason: "back" });
+      await waitFor(
+        async () => (await cluster.primary.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).length === 1,
+        { timeoutMs: 5_000, what: "cp-node-1 queued on the lock" },
+      );
+      await second.process.stop();
+      expect(await back).toMatchObject({ result: "done", epoch: 8 });
+    } finally {
+      await second.process.stop();
+    }
+  });
+
   it("answers the runbook's endpoints with their field names and status codes, and refuses bad requests", async () => {
     const leader = await getJson(`${agent.url}/v1/health/leader`);
     expect(leader?.status).toBe(200);
-    expect(leader?.body).toMatchObject({ holder_id: "cp-node-1", current_epoch: 6, session_lock_held: true });
+    expect(leader?.body).toMatchObject({ holder_id: "cp-node-1", current_epoch: 8, session_lock_held: true });
     const ready = await getJson(`${agent.url}/v1/health/write-ready`);
     expect(ready).toEqual({ status: 200, body: { ready: true } });
     expect((await getJson(`${agent.url}/healthz`))?.status).toBe(200);
     expect((await getJson(`${agent.url}/readyz`))?.status).toBe(200);
     const metrics = await (await fetch(`${agent.url}/metrics`)).text();
-    expect(metrics).toMatch(/autonomy_agent_epoch\{node_id="cp-node-1",cluster_id="default"\} 6/);
+    expect(metrics).toMatch(/autonomy_agent_epoch\{node_id="cp-node-1",cluster_id="default"\} 8/);
     expect(metrics).toMatch(/autonomy_agent_write_ready\{node_id="cp-node-1",cluster_id="default"\} 1/);
     expect((await getJson(`${agent.url}/v1/health/nope`))?.status).toBe(404);
     const post = await fetch(`${agent.url}/v1/health/leader`, { method: "POST", body: "{not json", headers: { "content-type": "application/json" } });
