@@ -42,7 +42,10 @@ export function agentAdminService(options: AgentAdminOptions): ServiceRegistrati
     try {
       return await call();
     } catch (err) {
-      throw fromConnectError(err, "coordinator");
+      // The coordinator's own refusals pass through word for word.
+      const e = fromConnectError(err);
+      if (e.code === ErrorCode.Unavailable) throw unavailable(`cannot reach the coordinator at ${options.coordinatorUrl}: ${e.message}`, err);
+      throw e;
     }
   };
 
