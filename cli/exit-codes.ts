@@ -1,4 +1,4 @@
-/** Exit codes every `autonomy` command keeps (documented in docs/cli.md). */
+/** Exit codes every `autonomy` command keeps (documented in docs/configuration.md). */
 export const ExitCode = {
   Ok: 0,
   Failed: 1,

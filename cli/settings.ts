@@ -86,7 +86,11 @@ export function resolveSettings(
   env: NodeJS.ProcessEnv = process.env,
 ): { settings: Settings; help: boolean } {
   const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" }, config: { type: "string" } };
-  for (const s of specs) options[s.flag] = { type: s.kind === "bool" ? "boolean" : "string" };
+  for (const s of specs) {
+    options[s.flag] = { type: s.kind === "bool" ? "boolean" : "string" };
+    // node:util parseArgs has no --no-X form; a switch that defaults to on needs one.
+    if (s.kind === "bool") options[`no-${s.flag}`] = { type: "boolean" };
+  }
   const { values: flags } = parseFlags(command, argv, options);
   if (flags.help) return { settings: new Settings(new Map(), new Map()), help: true };
 
@@ -94,7 +98,10 @@ export function resolveSettings(
   const values = new Map<string, SettingValue>();
   const sources = new Map<string, string>();
   for (const spec of specs) {
-    const fromFlag = flags[spec.flag] as string | boolean | undefined;
+    if (spec.kind === "bool" && flags[spec.flag] && flags[`no-${spec.flag}`]) {
+      throw new UsageError(`--${spec.flag} and --no-${spec.flag} contradict each other`, command);
+    }
+    const fromFlag = flags[`no-${spec.flag}`] ? false : (flags[spec.flag] as string | boolean | undefined);
     const fromEnv = spec.env ? env[spec.env] : undefined;
     const fromFile = file[spec.flag];
     const picked: [string | number | boolean, string] | undefined =
@@ -141,7 +148,8 @@ function readConfigFile(command: string, path: string | undefined, specs: readon
 /** `--help` text for a process command, from its settings table. */
 export function settingsHelp(usage: string, summary: string, specs: readonly SettingSpec[]): string {
   const rows = specs.map((s) => {
-    const flag = `--${s.flag}${s.kind === "bool" ? "" : ` ${s.kind === "duration" ? "DURATION" : s.kind === "string" ? "VALUE" : "N"}`}`;
+    const name = s.kind === "bool" && s.default === "true" ? `--[no-]${s.flag}` : `--${s.flag}`;
+    const flag = `${name}${s.kind === "bool" ? "" : ` ${s.kind === "duration" ? "DURATION" : s.kind === "string" ? "VALUE" : "N"}`}`;
     const extra = [s.env ? `env ${s.env}` : "", s.required ? "required" : s.default !== undefined ? `default ${s.default}` : ""]
       .filter(Boolean)
       .join("; ");

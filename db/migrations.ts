@@ -123,6 +123,19 @@ const migrations: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 3,
+    name: "assert_epoch runs as its owner",
+    // FOR KEY SHARE needs UPDATE privilege on leadership_state; as SECURITY
+    // DEFINER an application role needs only EXECUTE. The pinned search_path
+    // keeps a caller's objects from shadowing ours.
+    sql: (s) => `
+      ALTER FUNCTION ${s.q("assert_epoch")}(bigint, text) SECURITY DEFINER;
+      ALTER FUNCTION ${s.q("assert_epoch")}(bigint, text) SET search_path = pg_catalog, ${s.quoted};
+      REVOKE ALL ON FUNCTION ${s.q("assert_epoch")}(bigint, text) FROM PUBLIC;
+      GRANT EXECUTE ON FUNCTION ${s.q("assert_epoch")}(bigint, text) TO PUBLIC;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = migrations[migrations.length - 1]!.version;

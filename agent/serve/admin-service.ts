@@ -49,6 +49,16 @@ export function agentAdminService(options: AgentAdminOptions): ServiceRegistrati
     }
   };
 
+  // Seed 000 points the failover at the leader's node: this node is then the
+  // expected leader. With no leader at all (after manual-reconcile), seed 002
+  // triggers the failover "from the correct node": this node is the target.
+  const asThisNode = <R extends { expectedLeader: string; targetNode: string }>(request: R): R => {
+    if (request.expectedLeader || request.targetNode) return request;
+    return options.report().observedLeader.holderId === ""
+      ? { ...request, targetNode: options.nodeId }
+      : { ...request, expectedLeader: options.nodeId };
+  };
+
   return registration(HaAdminService, {
     getStatus: async (request, ctx) => {
       if (request.nodeId && request.nodeId !== options.nodeId) return forward(() => coordinator(ctx).getStatus(request, { signal: ctx.signal }));
@@ -62,10 +72,7 @@ export function agentAdminService(options: AgentAdminOptions): ServiceRegistrati
         return local;
       }
     },
-    triggerFailover: (request, ctx) =>
-      forward(() =>
-        coordinator(ctx).triggerFailover({ ...request, expectedLeader: request.expectedLeader || options.nodeId }, { signal: ctx.signal }),
-      ),
+    triggerFailover: (request, ctx) => forward(() => coordinator(ctx).triggerFailover(asThisNode(request), { signal: ctx.signal })),
     detectSplitBrain: (request, ctx) => forward(() => coordinator(ctx).detectSplitBrain(request, { signal: ctx.signal })),
     recoverSplitBrain: (request, ctx) => forward(() => coordinator(ctx).recoverSplitBrain(request, { signal: ctx.signal })),
     queryAudit: (request, ctx) => forward(() => coordinator(ctx).queryAudit(request, { signal: ctx.signal })),

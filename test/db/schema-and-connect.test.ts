@@ -27,7 +27,7 @@ describe("schema migrations and database connections", () => {
     const clients = await Promise.all([client(), client(), client()]);
     try {
       const results = await Promise.all(clients.map((c) => migrate(c, schema)));
-      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2]);
+      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3]);
       expect(results.every((r) => r.version === LATEST_SCHEMA_VERSION)).toBe(true);
       expect((await migrate(clients[0]!, schema)).applied).toEqual([]);
       const tables = await cluster.primary.query<{ table_name: string }>(
@@ -86,5 +86,42 @@ describe("schema migrations and database connections", () => {
 
   it("never prints a password in a URL error", () => {
     expect(() => parseDatabaseUrl("postgres://u:hunter2@/db")).toThrow(/u:\*\*\*@/);
+  });
+});
+
+describe("assert_epoch for an application role", () => {
+  let cluster: PgCluster;
+  beforeAll(async () => {
+    cluster = await startPgCluster({ standbys: 0 });
+  });
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it("needs only EXECUTE, and rejects a stale epoch with SQLSTATE AH001 inside the application's transaction", async () => {
+    const admin = new pg.Client({ connectionString: cluster.primary.url() });
+    await admin.connect();
+    try {
+      await migrate(admin, new SchemaName("public"));
+      await admin.query("SELECT pg_advisory_lock($1, hashtext('default'))", [LOCK_CLASS_ID]);
+      const { epoch } = await openEpoch(admin, new SchemaName("public"), "default", "cp-node-1", 0);
+      await admin.query("CREATE ROLE app LOGIN; CREATE TABLE decisions (epoch bigint, what text); GRANT INSERT ON decisions TO app");
+      const app = new pg.Client({ connectionString: cluster.primary.url("postgres").replace("postgres@", "app@") });
+      await app.connect();
+      try {
+        await app.query("BEGIN");
+        await app.query("SELECT assert_epoch($1)", [epoch]);
+        await app.query("INSERT INTO decisions VALUES ($1, 'fenced')", [epoch]);
+        await app.query("COMMIT");
+        await app.query("BEGIN");
+        await expect(app.query("SELECT assert_epoch($1)", [epoch - 1])).rejects.toMatchObject({ code: "AH001" });
+        await app.query("ROLLBACK");
+        expect((await admin.query("SELECT count(*)::int AS n FROM decisions")).rows[0]).toEqual({ n: 1 });
+      } finally {
+        await app.end();
+      }
+    } finally {
+      await admin.end();
+    }
   });
 });
