@@ -1,0 +1,30 @@
+import { createLogger } from "../core/log.js";
+import { coordinatorConfig, coordinatorSettings } from "../coordinator/settings.js";
+import { startCoordinator } from "../coordinator/start-coordinator.js";
+import type { Command } from "./commands.js";
+import { runProcess } from "./process-runner.js";
+import { resolveSettings, settingsHelp } from "./settings.js";
+
+export const coordinatorCommand: Command = {
+  name: "coordinator",
+  summary: "run the coordinator: cluster view, split-brain detection, failover, audit, leader stream",
+  async run(argv) {
+    const { settings, help } = resolveSettings("coordinator", coordinatorSettings, argv);
+    if (help) {
+      process.stdout.write(
+        settingsHelp(
+          "autonomy coordinator --database-url URL [flags]",
+          "Sees every agent at once: detects split-brain continuously, runs planned and automatic failover\nand split-brain recovery, writes the audit log and serves the leader stream.",
+          coordinatorSettings,
+        ),
+      );
+      return 0;
+    }
+    const log = createLogger({ name: "coordinator", level: settings.string("log-level") });
+    return runProcess(log, async () => {
+      const running = await startCoordinator({ ...coordinatorConfig(settings), log });
+      process.stdout.write(`coordinator listening on ${running.url} (cluster ${running.policy.clusterId})\n`);
+      return running;
+    });
+  },
+};

@@ -1,0 +1,54 @@
+/**
+ * One audit event: one JSON line of <audit-dir>/audit.jsonl. Field names are
+ * the file format (snake_case), shared with `autonomy audit query`, which
+ * reads the files directly.
+ */
+export interface AuditEvent {
+  readonly id: string;
+  /** ISO-8601 UTC. */
+  readonly time: string;
+  /** Broad area, e.g. "ha". */
+  readonly category: string;
+  /** Exact kind, e.g. "ha.failover.completed". */
+  readonly type: string;
+  /** The operator who asked; "system" for automatic actions. */
+  readonly operator: string;
+  readonly reason: string;
+  readonly request_id: string;
+  /** The caller as identified by call metadata and peer address. */
+  readonly caller: string;
+  readonly node_id: string;
+  readonly epoch: number;
+  readonly cluster_id: string;
+  readonly message: string;
+  /** The facts the action or finding was based on. */
+  readonly evidence: Record<string, unknown>;
+}
+
+/** The event types this product writes. */
+export const AuditType = {
+  FailoverCompleted: "ha.failover.completed",
+  FailoverFailed: "ha.failover.failed",
+  FailoverAutomatic: "ha.failover.automatic",
+  SplitBrainDetected: "ha.split_brain.detected",
+  SplitBrainResolved: "ha.split_brain.resolved",
+  SplitBrainRecovered: "ha.split_brain.recovered",
+  MaintenancePaused: "ha.maintenance.paused",
+  MaintenanceResumed: "ha.maintenance.resumed",
+  LeaderChanged: "ha.leader.changed",
+  LeaderLost: "ha.leader.lost",
+} as const;
+
+export const AUDIT_FILE = "audit.jsonl";
+
+/** Filters of QueryAudit and `autonomy audit query`. */
+export interface AuditQuery {
+  readonly category?: string;
+  readonly type?: string;
+  readonly since?: Date;
+  readonly clusterId?: string;
+  /** At most this many of the newest matches; 0 or undefined means 100. */
+  readonly limit?: number;
+}
+
+export const DEFAULT_AUDIT_LIMIT = 100;

@@ -1,0 +1,187 @@
+import type { CoordinatorPolicy } from "../config.js";
+import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
+import { freshClaimants, highestEpochKnown, isFresh, leaderOf, nodeById, type ClusterView } from "../view/cluster-view.js";
+import { chooseSuccessor, type Choice } from "./successor.js";
+
+/** Decisions that change nothing: the reason says why. */
+export type WaitKind =
+  | "leader_healthy"
+  | "leader_slow"
+  | "leader_suspect"
+  | "leader_elsewhere"
+  | "maintenance"
+  | "auto_failover_disabled"
+  | "operation_in_progress"
+  | "database_unreachable"
+  | "split_brain_hold"
+  | "reconcile_hold"
+  | "cooldown"
+  | "campaign_in_flight"
+  | "no_candidate"
+  | "lag_gate_wait";
+
+export type Decision =
+  | { readonly kind: WaitKind; readonly reason: string }
+  /** Order a node to take the lock (cause: the lock is free, or the leader is hung). */
+  | { readonly kind: "campaign"; readonly reason: string; readonly nodeId: string; readonly epochFloor: number; readonly cause: "lock_free" | "leader_hung" }
+  /** End a hung leader's lock session so the lock becomes free. */
+  | { readonly kind: "terminate_leader"; readonly reason: string; readonly nodeId: string; readonly pid: number }
+  /** Queue the best candidate on the lock (Campaign with wait_ms) so a crash hands over in ms. */
+  | { readonly kind: "designate_successor"; readonly reason: string; readonly nodeId: string; readonly epochFloor: number; readonly waitMs: number }
+  /** Cancel a previous designee's standing wait. */
+  | { readonly kind: "release_designee"; readonly reason: string; readonly nodeId: string }
+  /** Automatic promote-leader recovery of a split-brain. */
+  | { readonly kind: "recover_split_brain"; readonly reason: string; readonly nodeId: string };
+
+export type DecisionKind = Decision["kind"];
+
+/** Re-designating the same node waits this long after its wait ended, so an agent that acks at once cannot make us spin. */
+export const DESIGNATION_RETRY_MS = 1_000;
+
+/**
+ * One HA cycle: what the coordinator should do now, as decisions with a
+ * stable kind and a sentence saying why. Pure: the live loop applies them.
+ */
+export function decide(view: ClusterView, policy: CoordinatorPolicy, nowMs: number, finding?: SplitBrainFinding): Decision[] {
+  const db = view.db;
+  if (!db || !db.reachable) {
+    return [{ kind: "database_unreachable", reason: `lock database unreachable (${db?.error || "not read yet"}); leaving elections to the agents` }];
+  }
+  const split = finding ?? detectSplitBrain(view, policy, nowMs);
+  if (split.detected) return splitBrain(view, policy, nowMs, split);
+  if (view.operationInProgress) return [{ kind: "operation_in_progress", reason: `${view.operationInProgress} in progress; no automatic action` }];
+  const undesignate = view.designation?.active
+    ? [{ kind: "release_designee" as const, nodeId: view.designation.nodeId, reason: `release designated successor ${view.designation.nodeId}: automatic action is off` }]
+    : [];
+  if (view.maintenance) return [{ kind: "maintenance", reason: `maintenance mode: no automatic action (${situation(view, policy, nowMs)})` }, ...undesignate];
+  if (view.reconcileHold) {
+    return [{ kind: "reconcile_hold", reason: "manual-reconcile in effect: nobody campaigns until a failover names a node" }, ...undesignate];
+  }
+  if (!policy.autoFailover) return [{ kind: "auto_failover_disabled", reason: `automatic failover is off (${situation(view, policy, nowMs)})` }, ...undesignate];
+
+  if (view.pendingCampaign && nowMs - view.pendingCampaign.sentAtMs < policy.campaignTimeoutMs) {
+    return [{ kind: "campaign_in_flight", reason: `waiting for ${view.pendingCampaign.nodeId} to finish its ordered campaign` }];
+  }
+
+  const floor = highestEpochKnown(view);
+  const holder = db.lockHolders[0];
+  if (!holder) {
+    const elsewhere = freshClaimants(view, policy, nowMs).find((n) => n.report.sessionLockHeld);
+    if (elsewhere) {
+      return [{ kind: "leader_elsewhere", reason: `no lock holder in the coordinator's database, but ${elsewhere.nodeId} holds the lock on ${elsewhere.report.lockDatabaseId || "another database"} (epoch ${elsewhere.report.epoch})` }];
+    }
+    const leaderless = nowMs - (view.leaderlessSinceMs ?? nowMs);
+    const d = view.designation;
+    const designee = d?.active ? nodeById(view, d.nodeId) : undefined;
+    if (designee && isFresh(designee, policy, nowMs) && leaderless < policy.campaignTimeoutMs) {
+      return [{ kind: "campaign_in_flight", reason: `the lock is free; designated successor ${designee.nodeId} is queued on it` }];
+    }
+    const choice = choose(view, policy, nowMs, [], leaderless >= policy.lagGateMaxWaitMs, db.leadership.holderId);
+    if (choice.nodeId === undefined) return [noCandidate(choice, "the lock is free", leaderless, policy)];
+    return [{ kind: "campaign", cause: "lock_free", nodeId: choice.nodeId, epochFloor: floor, reason: `the lock is free: order ${choice.nodeId} to campaign above epoch ${floor}; ${choice.reason}` }];
+  }
+
+  const leaderId = holder.applicationName;
+  const leader = nodeById(view, leaderId);
+  const heartbeatAge = nowMs - db.heartbeatAdvancedAtMs;
+  const streamAlive = leader !== undefined && isFresh(leader, policy, nowMs);
+  if (streamAlive) return [{ kind: "leader_healthy", reason: `leader ${leaderId} healthy (epoch ${db.leadership.epoch})` }, ...designate(view, policy, nowMs, leaderId, floor)];
+  const silentFor = leader ? nowMs - leader.lastReportMs : Infinity;
+  const stream = leader ? `${leader.connected ? "stream silent" : "stream closed"} for ${Math.round(silentFor)}ms` : "never connected";
+  if (heartbeatAge < policy.failureTimeoutMs) {
+    return [
+      { kind: "leader_slow", reason: `leader ${leaderId} ${stream}, but its lock session is alive and its heartbeat advanced ${Math.round(heartbeatAge)}ms ago: no failover` },
+      ...designate(view, policy, nowMs, leaderId, floor),
+    ];
+  }
+  if (silentFor < policy.failureTimeoutMs) {
+    return [{ kind: "leader_suspect", reason: `leader ${leaderId} heartbeat frozen for ${Math.round(heartbeatAge)}ms; ${stream}; waiting for failure timeout ${policy.failureTimeoutMs}ms` }];
+  }
+  if (view.lastAutomaticFailoverMs !== undefined && nowMs - view.lastAutomaticFailoverMs < policy.failoverCooldownMs) {
+    const left = policy.failoverCooldownMs - (nowMs - view.lastAutomaticFailoverMs);
+    return [{ kind: "cooldown", reason: `leader ${leaderId} looks hung (heartbeat frozen ${Math.round(heartbeatAge)}ms, ${stream}) but the last automatic failover was ${Math.round(nowMs - view.lastAutomaticFailoverMs)}ms ago; cooldown ${Math.round(left)}ms left` }];
+  }
+  const choice = choose(view, policy, nowMs, [leaderId], heartbeatAge >= policy.failureTimeoutMs + policy.lagGateMaxWaitMs, leaderId);
+  if (choice.nodeId === undefined) return [noCandidate(choice, `leader ${leaderId} is hung`, heartbeatAge - policy.failureTimeoutMs, policy)];
+  const why = `leader ${leaderId} is hung: heartbeat frozen ${Math.round(heartbeatAge)}ms and ${stream} (failure timeout ${policy.failureTimeoutMs}ms)`;
+  return [
+    { kind: "terminate_leader", nodeId: leaderId, pid: holder.pid, reason: `${why}: terminate its lock session (pid ${holder.pid})` },
+    { kind: "campaign", cause: "leader_hung", nodeId: choice.nodeId, epochFloor: floor, reason: `${why}: order ${choice.nodeId} to campaign above epoch ${floor}; ${choice.reason}` },
+  ];
+}
+
+function choose(view: ClusterView, policy: CoordinatorPolicy, nowMs: number, exclude: string[], allowCriticalLag: boolean, leaderId: string | undefined): Choice {
+  const ref = leaderId ? nodeById(view, leaderId)?.report.lockDatabaseId : undefined;
+  return chooseSuccessor(view, policy, nowMs, { exclude, allowHeld: false, allowCriticalLag, leaderId, lockDatabaseId: ref || undefined });
+}
+
+function noCandidate(choice: Choice & { nodeId: undefined }, what: string, waitedMs: number, policy: CoordinatorPolicy): Decision {
+  if (choice.onlyCriticalLag) {
+    const left = Math.max(0, policy.lagGateMaxWaitMs - waitedMs);
+    return { kind: "lag_gate_wait", reason: `${what}, but every candidate's replay lag is critical; accepting the least-bad one in ${Math.round(left)}ms (${choice.reason})` };
+  }
+  return { kind: "no_candidate", reason: `${what}, but ${choice.reason}` };
+}
+
+function designate(view: ClusterView, policy: CoordinatorPolicy, nowMs: number, leaderId: string, floor: number): Decision[] {
+  if (!policy.designateSuccessor) return [];
+  const current = view.designation;
+  const choice = choose(view, policy, nowMs, [leaderId], false, leaderId);
+  if (choice.nodeId === undefined) {
+    return current?.active ? [{ kind: "release_designee", nodeId: current.nodeId, reason: `release designated successor ${current.nodeId}: ${choice.reason}` }] : [];
+  }
+  // Hysteresis: keep a designee that is still eligible and as preferred as the
+  // best by priority, so jitter in lag does not move the designation around.
+  const keep = current && choice.ranked.find((c) => c.nodeId === current.nodeId);
+  const target = keep && keep.priority >= choice.candidate.priority && keep.lagStatus !== "critical" ? keep.nodeId : choice.nodeId;
+  if (current && current.nodeId === target) {
+    const waiting = current.active && nowMs < current.sentAtMs + current.waitMs;
+    const retry = !current.active && nowMs - (current.endedAtMs ?? 0) >= DESIGNATION_RETRY_MS;
+    if (waiting || !retry) return [];
+  }
+  const out: Decision[] = [];
+  if (current?.active && current.nodeId !== target) {
+    out.push({ kind: "release_designee", nodeId: current.nodeId, reason: `release designated successor ${current.nodeId}: ${target} is now preferred` });
+  }
+  out.push({
+    kind: "designate_successor",
+    nodeId: target,
+    epochFloor: floor,
+    waitMs: policy.designationWaitMs,
+    reason: `designate ${target} as successor of ${leaderId}: it waits on the lock for ${policy.designationWaitMs}ms; ${choice.reason}`,
+  });
+  return out;
+}
+
+function splitBrain(view: ClusterView, policy: CoordinatorPolicy, nowMs: number, finding: SplitBrainFinding): Decision[] {
+  const found = finding.criteria.filter((c) => c.detected).map((c) => c.name).join(", ");
+  if (view.operationInProgress) return [{ kind: "operation_in_progress", reason: `split-brain (${found}); ${view.operationInProgress} in progress` }];
+  if (view.maintenance) return [{ kind: "maintenance", reason: `split-brain detected (${found}); maintenance mode: no automatic recovery` }];
+  if (!policy.autoRecoverSplitBrain) {
+    return [{ kind: "split_brain_hold", reason: `split-brain detected (${found}); no automatic failover until an operator recovers (automatic recovery is off)` }];
+  }
+  const target = recoveryTarget(view, policy, nowMs);
+  if (typeof target !== "string") return [{ kind: "split_brain_hold", reason: `split-brain detected (${found}); automatic recovery impossible: ${target.why}` }];
+  return [{ kind: "recover_split_brain", nodeId: target, reason: `split-brain detected (${found}); promote ${target}, the healthy claimant with the highest epoch` }];
+}
+
+/**
+ * The node promote-leader keeps: the claimant with the highest epoch whose
+ * replication is healthy (not critical). A tie is ambiguous: nobody is picked.
+ */
+export function recoveryTarget(view: ClusterView, policy: CoordinatorPolicy, nowMs: number): string | { why: string } {
+  const claimants = freshClaimants(view, policy, nowMs).filter((n) => n.report.sessionLockHeld && n.report.epoch > 0);
+  const healthy = claimants.filter((n) => n.report.replication.lagStatus !== "critical" && n.report.databaseError === "");
+  if (healthy.length === 0) return { why: claimants.length === 0 ? "no node holds a term" : "every claimant's replication is critical or its database unreachable" };
+  const sorted = [...healthy].sort((a, b) => b.report.epoch - a.report.epoch);
+  if (sorted[1] && sorted[1].report.epoch === sorted[0]!.report.epoch) {
+    return { why: `${sorted[0]!.nodeId} and ${sorted[1].nodeId} both hold epoch ${sorted[0]!.report.epoch}; ambiguous` };
+  }
+  return sorted[0]!.nodeId;
+}
+
+/** A short description of the situation, for no-action reasons. */
+function situation(view: ClusterView, policy: CoordinatorPolicy, nowMs: number): string {
+  const l = leaderOf(view, policy, nowMs);
+  return l.holderId ? `leader ${l.holderId}, epoch ${l.epoch}` : "no leader";
+}

@@ -1,0 +1,130 @@
+import { classifyLag, type LagStatus } from "../../core/model.js";
+import { isFresh, nodeById, onDatabase, type ClusterView, type NodeState } from "../view/cluster-view.js";
+
+export interface SuccessorRules {
+  readonly reportStaleAfterMs: number;
+  readonly lagWarnSeconds: number;
+  readonly lagCriticalSeconds: number;
+}
+
+export interface ChooseOptions {
+  /** The leader (or holders) to leave out. */
+  readonly exclude: readonly string[];
+  /** Operator failovers may name a held node; automatic ones never do. */
+  readonly allowHeld: boolean;
+  /** Accept a candidate whose lag is critical when nobody else is eligible. */
+  readonly allowCriticalLag: boolean;
+  /** The lock database the successor must be on (the leader's), when known. */
+  readonly lockDatabaseId?: string;
+  /** Node whose replicas list tells sync from async (the leader, alive or last seen). */
+  readonly leaderId?: string;
+}
+
+export interface Candidate {
+  readonly nodeId: string;
+  readonly priority: number;
+  readonly lagSeconds: number;
+  readonly lagStatus: LagStatus;
+  readonly sync: boolean;
+}
+
+export type Choice =
+  | { readonly nodeId: string; readonly candidate: Candidate; readonly reason: string; readonly ranked: readonly Candidate[] }
+  | { readonly nodeId: undefined; readonly reason: string; readonly skipped: readonly string[]; readonly onlyCriticalLag: boolean };
+
+/**
+ * Patroni's rules: never a nofailover node, never one that is disconnected or
+ * cannot reach the lock database, then the highest priority, the lowest
+ * replay lag, and a synchronous standby before an asynchronous one. A node
+ * whose lag is critical is chosen only when nobody else is eligible and the
+ * caller allows it.
+ */
+export function chooseSuccessor(view: ClusterView, rules: SuccessorRules, nowMs: number, options: ChooseOptions): Choice {
+  const skipped: string[] = [];
+  const eligible: Candidate[] = [];
+  const critical: Candidate[] = [];
+  const syncNames = syncReplicaNames(view, options.leaderId);
+  for (const n of [...view.nodes].sort((a, b) => a.nodeId.localeCompare(b.nodeId))) {
+    if (options.exclude.includes(n.nodeId)) continue;
+    const why = ineligible(n, view, rules, nowMs, options);
+    if (why) {
+      skipped.push(`${n.nodeId} ${why}`);
+      continue;
+    }
+    const c = candidateOf(n, rules, syncNames);
+    (c.lagStatus === "critical" ? critical : eligible).push(c);
+  }
+  let pool = eligible;
+  if (pool.length === 0 && critical.length > 0) {
+    if (!options.allowCriticalLag) {
+      return {
+        nodeId: undefined,
+        reason: `no eligible successor: ${[...skipped, ...critical.map((c) => `${c.nodeId} replay lag critical (${c.lagSeconds}s)`)].join("; ")}`,
+        skipped: [...skipped, ...critical.map((c) => `${c.nodeId} replay lag critical`)],
+        onlyCriticalLag: true,
+      };
+    }
+    pool = critical;
+  } else {
+    for (const c of critical) skipped.push(`${c.nodeId} replay lag critical (${c.lagSeconds}s)`);
+  }
+  if (pool.length === 0) {
+    const known = view.nodes.filter((n) => !options.exclude.includes(n.nodeId)).length;
+    return {
+      nodeId: undefined,
+      reason: known === 0 ? "no eligible successor: no other node is known" : `no eligible successor: ${skipped.join("; ")}`,
+      skipped,
+      onlyCriticalLag: false,
+    };
+  }
+  const ranked = [...pool].sort(compareCandidates);
+  const best = ranked[0]!;
+  const runnerUp = ranked[1];
+  const why = runnerUp ? `; ahead of ${runnerUp.nodeId} (${describe(runnerUp)})` : "";
+  const lagNote = best.lagStatus === "critical" ? " although its lag is critical (no other candidate)" : "";
+  return { nodeId: best.nodeId, candidate: best, ranked, reason: `best candidate ${best.nodeId} (${describe(best)})${lagNote}${why}` };
+}
+
+export function compareCandidates(a: Candidate, b: Candidate): number {
+  return b.priority - a.priority || a.lagSeconds - b.lagSeconds || Number(b.sync) - Number(a.sync) || a.nodeId.localeCompare(b.nodeId);
+}
+
+const describe = (c: Candidate) => `priority ${c.priority}, replay lag ${c.lagSeconds}s, ${c.sync ? "sync" : "async"}`;
+
+function ineligible(n: NodeState, view: ClusterView, rules: SuccessorRules, nowMs: number, options: ChooseOptions): string | undefined {
+  const r = n.report;
+  if (r.nofailover) return "has nofailover set";
+  if (!n.connected) return "is disconnected";
+  if (!isFresh(n, rules, nowMs)) return `has not reported for ${Math.round(nowMs - n.lastReportMs)}ms`;
+  if (r.role === "held" && !options.allowHeld) return "is held";
+  if (r.role === "disconnected" || r.databaseError !== "") return `cannot reach the lock database${r.databaseError ? ` (${r.databaseError})` : ""}`;
+  if (r.role === "fenced") return "is fenced";
+  if (r.sessionLockHeld) return "already holds the lock";
+  const ref = options.lockDatabaseId;
+  if (ref && r.lockDatabaseId !== "" && r.lockDatabaseId !== ref) return `is on another lock database (${r.lockDatabaseId}, leader on ${ref})`;
+  if (!ref && view.db?.reachable && onDatabase(r.lockDatabaseId, view.db.identity) === false) {
+    return `is on another lock database (${r.lockDatabaseId})`;
+  }
+  return undefined;
+}
+
+function candidateOf(n: NodeState, rules: SuccessorRules, syncNames: ReadonlySet<string>): Candidate {
+  const local = n.report.localDatabase;
+  // A node without a local standby has no replay lag of its own to weigh.
+  const lag = local && local.reachable ? Math.max(0, local.replayLagSeconds) : 0;
+  const status = local && local.reachable ? worst(classifyLag(lag, rules.lagWarnSeconds, rules.lagCriticalSeconds), local.lagStatus) : "ok";
+  return { nodeId: n.nodeId, priority: n.report.priority, lagSeconds: round(lag), lagStatus: status, sync: syncNames.has(n.nodeId) };
+}
+
+const order: LagStatus[] = ["unknown", "ok", "warn", "critical"];
+const worst = (a: LagStatus, b: LagStatus): LagStatus => (order.indexOf(a) >= order.indexOf(b) ? a : b);
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+function syncReplicaNames(view: ClusterView, leaderId: string | undefined): Set<string> {
+  const leader = leaderId ? nodeById(view, leaderId) : undefined;
+  const names = new Set<string>();
+  for (const r of leader?.report.replication.replicas ?? []) {
+    if (r.syncState === "sync" || r.syncState === "quorum") names.add(r.applicationName);
+  }
+  return names;
+}

@@ -1,0 +1,172 @@
+import pg from "pg";
+import type { Clock } from "../../core/clock.js";
+import { describeError } from "../../core/errors.js";
+import type { Logger } from "../../core/log.js";
+import type { SchemaName } from "../../db/identifiers.js";
+import { LOCK_MATCH_SQL, readDatabaseIdentity, readEpochs, readLeadership, readLockHolders } from "../../db/leadership.js";
+import type { DatabaseTruth } from "../view/cluster-view.js";
+
+/**
+ * Reads the truth from the lock database: who holds the advisory lock
+ * (pg_locks + pg_stat_activity), leadership_state, unclosed epochs, and the
+ * server's identity. Reads are coalesced (one in flight, at most one queued),
+ * so asking for a read on every interesting report costs nothing extra.
+ * Changes are timed by our monotonic clock when we see them, never by the
+ * database's timestamps (safe against clock skew).
+ */
+export class DatabaseTruthPoller {
+  private latestTruth: DatabaseTruth | undefined;
+  private inFlight: Promise<DatabaseTruth> | undefined;
+  private queued: Promise<DatabaseTruth> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners = new Set<(t: DatabaseTruth) => void>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: SchemaName,
+    private readonly clusterId: string,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  latest(): DatabaseTruth | undefined {
+    return this.latestTruth;
+  }
+
+  onRead(listener: (t: DatabaseTruth) => void): void {
+    this.listeners.add(listener);
+  }
+
+  start(intervalMs: number): void {
+    const tick = () => {
+      this.refresh().finally(() => {
+        if (this.timer !== undefined) this.timer = setTimeout(tick, intervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** A read that starts after this call (coalesced with other callers). */
+  refresh(): Promise<DatabaseTruth> {
+    if (!this.inFlight) return this.begin();
+    this.queued ??= this.inFlight.then(() => {
+      this.queued = undefined;
+      return this.begin();
+    });
+    return this.queued;
+  }
+
+  private begin(): Promise<DatabaseTruth> {
+    const p = this.read().finally(() => {
+      if (this.inFlight === p) this.inFlight = undefined;
+    });
+    this.inFlight = p;
+    return p;
+  }
+
+  private async read(): Promise<DatabaseTruth> {
+    const startedMs = this.clock.monotonicMs();
+    const prev = this.latestTruth;
+    let truth: DatabaseTruth;
+    try {
+      const client = await this.pool.connect();
+      try {
+        // One snapshot for the rows we compare with each other.
+        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        const leadership = await readLeadership(client, this.schema, this.clusterId);
+        const unclosedEpochs = await readEpochs(client, this.schema, this.clusterId, { onlyUnclosed: true, limit: 100 });
+        await client.query("COMMIT");
+        const lockHolders = await readLockHolders(client, this.clusterId);
+        const identity = await readDatabaseIdentity(client);
+        const holdersKey = lockHolders.map((h) => `${h.pid}/${h.applicationName}`).sort().join(",");
+        const prevKey = prev?.reachable ? prev.lockHolders.map((h) => `${h.pid}/${h.applicationName}`).sort().join(",") : undefined;
+        const beat = leadership.heartbeatAt?.getTime();
+        truth = {
+          reachable: true,
+          error: "",
+          readAtMs: startedMs,
+          identity,
+          leadership,
+          lockHolders,
+          unclosedEpochs,
+          heartbeatAdvancedAtMs: prev && prev.leadership.heartbeatAt?.getTime() === beat ? prev.heartbeatAdvancedAtMs : startedMs,
+          lockHoldersSinceMs: prev && prevKey === holdersKey ? prev.lockHoldersSinceMs : startedMs,
+          epochChangedAtMs: prev && prev.leadership.epoch === leadership.epoch ? prev.epochChangedAtMs : startedMs,
+        };
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        client.release(err instanceof Error ? err : true);
+        throw err;
+      }
+      client.release();
+    } catch (err) {
+      if (prev?.reachable !== false) this.log.warn({ err: describeError(err) }, "lock database unreachable");
+      truth = {
+        reachable: false,
+        error: describeError(err),
+        readAtMs: startedMs,
+        identity: prev?.identity,
+        leadership: prev?.leadership ?? { holderId: undefined, epoch: 0, acquiredAt: undefined, heartbeatAt: undefined },
+        lockHolders: prev?.lockHolders ?? [],
+        unclosedEpochs: prev?.unclosedEpochs ?? [],
+        heartbeatAdvancedAtMs: prev?.heartbeatAdvancedAtMs ?? startedMs,
+        lockHoldersSinceMs: prev?.lockHoldersSinceMs ?? startedMs,
+        epochChangedAtMs: prev?.epochChangedAtMs ?? startedMs,
+      };
+    }
+    if (prev && !prev.reachable && truth.reachable) this.log.info("lock database reachable again");
+    // A slower read must not overwrite a newer one.
+    if (!this.latestTruth || this.latestTruth.readAtMs <= truth.readAtMs) this.latestTruth = truth;
+    for (const l of this.listeners) l(truth);
+    return truth;
+  }
+
+  /** Sessions queued on the leader lock (pg_advisory_lock waiting), by application_name. */
+  async lockWaiters(): Promise<string[]> {
+    const r = await this.pool.query<{ application_name: string }>(
+      `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE NOT l.granted AND ${LOCK_MATCH_SQL}`,
+      [this.clusterId],
+    );
+    return r.rows.map((x) => x.application_name);
+  }
+
+  /**
+   * Ends the lock session of `nodeId`: only a session that holds our lock
+   * under that application_name (and that pid, when given), so a reused pid
+   * or another client is never hit. Returns the pids terminated.
+   */
+  async terminateLockSession(nodeId: string, pid?: number): Promise<number[]> {
+    // MATERIALIZED: the planner may evaluate WHERE predicates in any order, so
+    // pg_terminate_backend must only ever see rows that passed every filter.
+    const r = await this.pool.query<{ pid: number; ok: boolean }>(
+      `WITH target AS MATERIALIZED (
+         SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.granted AND ${LOCK_MATCH_SQL} AND a.application_name = $2
+            AND ($3::int IS NULL OR l.pid = $3) AND l.pid <> pg_backend_pid())
+       SELECT pid, pg_terminate_backend(pid) AS ok FROM target`,
+      [this.clusterId, nodeId, pid ?? null],
+    );
+    return r.rows.filter((x) => x.ok).map((x) => x.pid);
+  }
+}
+
+/** A pool for the coordinator's own reads: small, named, and bounded in time. */
+export function createTruthPool(databaseUrl: string, log: Logger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: 4,
+    application_name: "autonomy-coordinator",
+    connectionTimeoutMillis: 3_000,
+    statement_timeout: 5_000,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+  });
+  pool.on("error", (err) => log.debug({ err: err.message }, "idle database connection failed"));
+  return pool;
+}

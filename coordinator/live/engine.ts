@@ -1,0 +1,351 @@
+import type { Clock } from "../../core/clock.js";
+import { describeError } from "../../core/errors.js";
+import type { Logger } from "../../core/log.js";
+import type { LeaderView } from "../../core/model.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import { AuditType } from "../audit/audit-event.js";
+import type { CoordinatorPolicy } from "../config.js";
+import { decide, type Decision } from "../decide/decide.js";
+import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
+import { highestEpochKnown, leaderOf, type ClusterView, type Designation } from "../view/cluster-view.js";
+import type { DatabaseTruthPoller } from "./db-truth.js";
+import type { LeaderEventLog } from "./leader-events.js";
+import type { NodeSessions } from "./node-sessions.js";
+
+export interface EngineDeps {
+  readonly policy: CoordinatorPolicy;
+  readonly sessions: NodeSessions;
+  readonly truth: DatabaseTruthPoller;
+  readonly audit: AuditLog;
+  readonly events: LeaderEventLog;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export interface FindingState {
+  readonly finding: SplitBrainFinding;
+  /** When the current split-brain was first detected (wall clock); undefined when none. */
+  readonly detectedAt: Date | undefined;
+}
+
+/** Runs an automatic split-brain recovery; set by the coordinator once recovery exists. */
+export type AutoRecover = (target: string, reason: string) => Promise<void>;
+
+/**
+ * The live loop: builds the view, runs detection on every report and
+ * database read, publishes leader and split-brain changes, and applies the
+ * pure decisions. It acts thinly: each decision becomes one command, one SQL
+ * statement or one audit event.
+ */
+export class Engine {
+  maintenance = false;
+  reconcileHold = false;
+  epochFloor = 0;
+  autoRecover: AutoRecover | undefined;
+  readonly counters = { splitBrainDetections: 0, failovers: { planned: 0, automatic: 0, recovery: 0 } };
+
+  private operation: string | undefined;
+  private operations: Promise<unknown> = Promise.resolve();
+  private lastAutomaticFailoverMs: number | undefined;
+  private leaderlessSinceMs: number | undefined;
+  private pendingCampaign: { nodeId: string; sentAtMs: number } | undefined;
+  private designation: Designation | undefined;
+  private findingState: FindingState;
+  private readonly holdSent = new Set<string>();
+  private applying = false;
+  private again = false;
+  private stopped = false;
+  private lastReasons = "";
+
+  constructor(private readonly deps: EngineDeps) {
+    this.findingState = { finding: detectSplitBrain(this.view(), deps.policy, deps.clock.monotonicMs()), detectedAt: undefined };
+  }
+
+  view(): ClusterView {
+    return {
+      clusterId: this.deps.policy.clusterId,
+      nodes: this.deps.sessions.nodes(),
+      db: this.deps.truth.latest(),
+      maintenance: this.maintenance,
+      reconcileHold: this.reconcileHold,
+      operationInProgress: this.operation,
+      epochFloor: this.epochFloor,
+      lastAutomaticFailoverMs: this.lastAutomaticFailoverMs,
+      leaderlessSinceMs: this.leaderlessSinceMs,
+      pendingCampaign: this.pendingCampaign,
+      designation: this.designation,
+    };
+  }
+
+  leader(): LeaderView {
+    return leaderOf(this.view(), this.deps.policy, this.deps.clock.monotonicMs());
+  }
+
+  finding(): FindingState {
+    return this.findingState;
+  }
+
+  /** Re-evaluates now: detection and leader changes synchronously, decisions right after. */
+  evaluate(): void {
+    if (this.stopped) return;
+    const now = this.deps.clock.monotonicMs();
+    const view = this.view();
+    this.epochFloor = Math.max(this.epochFloor, highestEpochKnown(view));
+    this.trackFinding(detectSplitBrain(view, this.deps.policy, now), view);
+    this.trackLeader(leaderOf(view, this.deps.policy, now), now);
+    this.scheduleDecisions();
+  }
+
+  /** Called for every applied report. */
+  onReport(nodeId: string, material: boolean): void {
+    const node = this.deps.sessions.node(nodeId);
+    if (this.reconcileHold && node && node.report.role !== "held" && !node.report.sessionLockHeld && !this.holdSent.has(nodeId)) {
+      this.holdSent.add(nodeId);
+      this.command(nodeId, { kind: "hold" }, "manual-reconcile in effect: do not campaign until a failover names a node");
+    }
+    if (material) {
+      this.evaluate();
+      // The database may have changed with the report: read it and evaluate again.
+      void this.deps.truth.refresh();
+    }
+  }
+
+  onConnection(nodeId: string, connected: boolean): void {
+    if (!connected) {
+      this.holdSent.delete(nodeId);
+      if (this.designation?.nodeId === nodeId && this.designation.active) this.endDesignation(nodeId);
+    }
+    this.evaluate();
+  }
+
+  /** Runs an admin operation alone: automatic decisions wait, other operations queue. */
+  runOperation<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const run = this.operations.then(async () => {
+      this.operation = name;
+      try {
+        return await fn();
+      } finally {
+        this.operation = undefined;
+        this.evaluate();
+      }
+    });
+    this.operations = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Releases the standing designation (before an operation picks its own successor). */
+  async releaseDesignation(reason: string): Promise<void> {
+    const d = this.designation;
+    if (!d?.active) return;
+    this.endDesignation(d.nodeId);
+    await this.deps.sessions
+      .send(d.nodeId, { kind: "release" }, reason, { timeoutMs: this.deps.policy.commandTimeoutMs })
+      .catch((err: unknown) => this.deps.log.warn({ node_id: d.nodeId, err: describeError(err) }, "release of designated successor failed"));
+  }
+
+  noteAutomaticFailover(): void {
+    this.lastAutomaticFailoverMs = this.deps.clock.monotonicMs();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private trackFinding(finding: SplitBrainFinding, view: ClusterView): void {
+    const prev = this.findingState;
+    const names = (f: SplitBrainFinding) => f.criteria.filter((c) => c.detected).map((c) => c.name);
+    const before = new Set(names(prev.finding));
+    const added = names(finding).filter((n) => !before.has(n));
+    if (finding.detected && (!prev.finding.detected || added.length > 0)) {
+      const first = !prev.finding.detected;
+      const detectedAt = first ? this.deps.clock.now() : prev.detectedAt;
+      this.findingState = { finding, detectedAt };
+      if (first) this.counters.splitBrainDetections++;
+      const detail = finding.criteria.filter((c) => c.detected).map((c) => `${c.name}: ${c.detail}`).join("; ");
+      this.deps.log.warn({ criteria: names(finding), claimants: finding.claimants }, `split-brain detected: ${detail}`);
+      if (first) this.deps.events.publish("split_brain_detected", this.deps.events.leader, `split-brain detected: ${detail}`);
+      const top = [...view.nodes].filter((n) => finding.claimants.includes(n.nodeId)).sort((a, b) => b.report.epoch - a.report.epoch)[0];
+      this.auditLater({
+        type: AuditType.SplitBrainDetected,
+        node_id: top?.nodeId ?? "",
+        epoch: top?.report.epoch ?? view.db?.leadership.epoch ?? 0,
+        message: `split-brain detected: ${detail}`,
+        reason: finding.explanation,
+        evidence: evidenceOf(finding, view),
+      });
+      return;
+    }
+    if (!finding.detected && prev.finding.detected) {
+      this.deps.log.info("split-brain resolved");
+      this.deps.events.publish("split_brain_resolved", this.deps.events.leader, "split-brain no longer present");
+      this.auditLater({ type: AuditType.SplitBrainResolved, message: "split-brain no longer present", evidence: evidenceOf(finding, view) });
+      this.findingState = { finding, detectedAt: undefined };
+      return;
+    }
+    this.findingState = { finding, detectedAt: prev.detectedAt };
+  }
+
+  private trackLeader(next: LeaderView, now: number): void {
+    if (next.holderId === "") this.leaderlessSinceMs ??= now;
+    else this.leaderlessSinceMs = undefined;
+    const prev = this.deps.events.leader;
+    if (prev.holderId === next.holderId && prev.epoch === next.epoch) {
+      if (prev.writeReady !== next.writeReady) {
+        this.deps.events.publish("write_ready_changed", next, `${next.holderId} Write-Ready ${next.writeReady}`);
+      }
+      return;
+    }
+    if (next.holderId === "") {
+      if (prev.holderId === "") return; // epoch bookkeeping only; nobody leads either way
+      this.deps.events.publish("leader_lost", next, `${prev.holderId} no longer holds write authority (epoch ${prev.epoch})`);
+      this.deps.log.warn({ previous: prev.holderId, epoch: prev.epoch }, "leader lost");
+      this.auditLater({ type: AuditType.LeaderLost, node_id: prev.holderId, epoch: prev.epoch, message: `${prev.holderId} no longer holds write authority` });
+      return;
+    }
+    const message = `${next.holderId} holds epoch ${next.epoch}${prev.holderId ? ` (was ${prev.holderId}, epoch ${prev.epoch})` : ""}`;
+    this.deps.events.publish("leader_changed", next, message);
+    this.deps.log.info({ holder_id: next.holderId, epoch: next.epoch, previous: prev.holderId }, "leader changed");
+    this.auditLater({ type: AuditType.LeaderChanged, node_id: next.holderId, epoch: next.epoch, message, evidence: { previous_holder: prev.holderId, previous_epoch: prev.epoch } });
+  }
+
+  private scheduleDecisions(): void {
+    if (this.applying) {
+      this.again = true;
+      return;
+    }
+    this.applying = true;
+    void this.runDecisions().finally(() => {
+      this.applying = false;
+    });
+  }
+
+  private async runDecisions(): Promise<void> {
+    do {
+      this.again = false;
+      if (this.stopped) return;
+      const now = this.deps.clock.monotonicMs();
+      const decisions = decide(this.view(), this.deps.policy, now, this.findingState.finding);
+      // Logged when the decision changes, not every cycle (reasons carry ages in ms).
+      const reasons = decisions.map((d) => `${d.kind}:${"nodeId" in d ? d.nodeId : ""}`).join(" | ");
+      if (reasons !== this.lastReasons) {
+        this.lastReasons = reasons;
+        for (const d of decisions) this.deps.log.info({ decision: d.kind }, d.reason);
+      }
+      for (const d of decisions) {
+        try {
+          await this.apply(d);
+        } catch (err) {
+          this.deps.log.error({ decision: d.kind, err: describeError(err) }, "applying a decision failed");
+        }
+      }
+    } while (this.again);
+  }
+
+  private async apply(d: Decision): Promise<void> {
+    const now = this.deps.clock.monotonicMs();
+    switch (d.kind) {
+      case "campaign": {
+        this.pendingCampaign = { nodeId: d.nodeId, sentAtMs: now };
+        this.lastAutomaticFailoverMs = now;
+        this.counters.failovers.automatic++;
+        this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, epoch: d.epochFloor, message: `ordered ${d.nodeId} to campaign`, reason: d.reason, evidence: { cause: d.cause, epoch_floor: d.epochFloor } });
+        this.deps.sessions
+          // After terminating a hung leader its backend takes a moment to go: wait on the lock briefly.
+          .send(d.nodeId, { kind: "campaign", epochFloor: d.epochFloor, waitMs: d.cause === "leader_hung" ? Math.round(this.deps.policy.campaignTimeoutMs / 2) : 0 }, d.reason, {
+            timeoutMs: this.deps.policy.campaignTimeoutMs,
+          })
+          .then(
+            (o) => this.deps.log.info({ node_id: d.nodeId, result: o.result, epoch: o.epoch }, `automatic campaign of ${d.nodeId}: ${o.result}${o.message ? ` (${o.message})` : ""}`),
+            (err: unknown) => this.deps.log.warn({ node_id: d.nodeId, err: describeError(err) }, "automatic campaign failed"),
+          )
+          .finally(() => {
+            if (this.pendingCampaign?.nodeId === d.nodeId) this.pendingCampaign = undefined;
+            this.evaluate();
+          });
+        return;
+      }
+      case "terminate_leader": {
+        const pids = await this.deps.truth.terminateLockSession(d.nodeId, d.pid);
+        this.noteAutomaticFailover();
+        this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, message: `terminated lock session ${pids.join(", ") || "(already gone)"} of hung leader ${d.nodeId}`, reason: d.reason, evidence: { pids } });
+        void this.deps.truth.refresh();
+        return;
+      }
+      case "designate_successor": {
+        const sentAtMs = now;
+        this.designation = { nodeId: d.nodeId, sentAtMs, waitMs: d.waitMs, active: true, endedAtMs: undefined };
+        this.deps.sessions
+          .send(d.nodeId, { kind: "campaign", epochFloor: d.epochFloor, waitMs: d.waitMs }, d.reason, { timeoutMs: d.waitMs + this.deps.policy.commandTimeoutMs })
+          .then(
+            (o) => {
+              if (o.result === "done") {
+                this.counters.failovers.automatic++;
+                this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, epoch: o.epoch, message: `designated successor ${d.nodeId} acquired epoch ${o.epoch}`, reason: d.reason });
+              }
+              this.deps.log.info({ node_id: d.nodeId, result: o.result, epoch: o.epoch }, `designated successor's wait ended: ${o.result}${o.message ? ` (${o.message})` : ""}`);
+            },
+            (err: unknown) => this.deps.log.debug({ node_id: d.nodeId, err: describeError(err) }, "designated successor's wait ended"),
+          )
+          .finally(() => {
+            if (this.designation?.nodeId === d.nodeId && this.designation.sentAtMs === sentAtMs) this.endDesignation(d.nodeId);
+            this.evaluate();
+          });
+        return;
+      }
+      case "release_designee":
+        await this.releaseDesignation(d.reason);
+        return;
+      case "recover_split_brain":
+        if (this.autoRecover && !this.operation) {
+          void this.autoRecover(d.nodeId, d.reason).catch((err: unknown) => this.deps.log.error({ err: describeError(err) }, "automatic split-brain recovery failed"));
+        }
+        return;
+      default:
+        return; // decisions that change nothing
+    }
+  }
+
+  private endDesignation(nodeId: string): void {
+    if (this.designation?.nodeId !== nodeId) return;
+    this.designation = { ...this.designation, active: false, endedAtMs: this.deps.clock.monotonicMs() };
+  }
+
+  /** Sends a command whose ack only needs logging. */
+  command(nodeId: string, action: Parameters<NodeSessions["send"]>[1], reason: string, epoch?: number): void {
+    this.deps.sessions
+      .send(nodeId, action, reason, { timeoutMs: this.deps.policy.commandTimeoutMs, epoch })
+      .then(
+        (o) => this.deps.log.info({ node_id: nodeId, result: o.result }, `${action.kind} ${o.result}`),
+        (err: unknown) => this.deps.log.warn({ node_id: nodeId, err: describeError(err) }, `${action.kind} failed`),
+      );
+  }
+
+  private auditLater(input: Parameters<AuditLog["append"]>[0]): void {
+    this.deps.audit.append(input).catch((err: unknown) => this.deps.log.error({ err: describeError(err), type: input.type }, "audit write failed"));
+  }
+}
+
+function evidenceOf(finding: SplitBrainFinding, view: ClusterView): Record<string, unknown> {
+  return {
+    criteria: finding.criteria.filter((c) => c.detected).map((c) => ({ name: c.name, detail: c.detail })),
+    unclosed_epochs: finding.unclosedEpochs,
+    nodes: view.nodes
+      .filter((n) => finding.claimants.includes(n.nodeId))
+      .map((n) => ({
+        node_id: n.nodeId,
+        epoch: n.report.epoch,
+        session_lock_held: n.report.sessionLockHeld,
+        write_ready: n.report.writeReady,
+        lock_database_id: n.report.lockDatabaseId,
+        connected: n.connected,
+      })),
+    database: view.db?.reachable
+      ? {
+          holder_id: view.db.leadership.holderId ?? null,
+          epoch: view.db.leadership.epoch,
+          lock_holders: view.db.lockHolders.map((h) => h.applicationName),
+          unclosed: view.db.unclosedEpochs.map((e) => ({ epoch: e.epoch, holder_id: e.holderId })),
+        }
+      : { reachable: false },
+  };
+}

@@ -1,0 +1,75 @@
+import { formatDurationMs } from "../../core/duration.js";
+import { unknownReplication } from "../../core/model.js";
+import { HttpRouter } from "../../rpc/http-router.js";
+import { nodeById } from "../view/cluster-view.js";
+import type { Engine } from "./engine.js";
+import { renderMetrics, type MetricsSnapshot } from "./metrics.js";
+
+/**
+ * The runbooks' curl paths, answered for the whole cluster: the leader's
+ * health and replication as the coordinator sees them, plus liveness,
+ * readiness and Prometheus metrics.
+ */
+export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot): HttpRouter {
+  const leaderNode = () => {
+    const leader = engine.leader();
+    return { leader, node: leader.holderId ? nodeById(engine.view(), leader.holderId) : undefined };
+  };
+  return new HttpRouter()
+    .get("/v1/health/leader", () => {
+      const { leader, node } = leaderNode();
+      return {
+        json: {
+          holder_id: leader.holderId,
+          current_epoch: leader.epoch,
+          session_lock_held: leader.holderId !== "" && (node?.report.sessionLockHeld ?? true),
+          write_ready: leader.writeReady,
+          acquired_at: leader.acquiredAt?.toISOString() ?? null,
+          heartbeat_at: leader.heartbeatAt?.toISOString() ?? null,
+          answered_by: "coordinator",
+        },
+      };
+    })
+    .get("/v1/health/write-ready", () => {
+      const { leader } = leaderNode();
+      return { status: leader.writeReady ? 200 : 503, json: { ready: leader.writeReady, holder_id: leader.holderId, epoch: leader.epoch } };
+    })
+    .get("/v1/health/replication", () => {
+      const { leader, node } = leaderNode();
+      const r = node?.report.replication ?? unknownReplication;
+      return {
+        json: {
+          holder_id: leader.holderId,
+          lag_status: r.lagStatus,
+          max_write_lag: formatDurationMs(r.maxWriteLagSeconds * 1000),
+          max_replay_lag: formatDurationMs(r.maxReplayLagSeconds * 1000),
+          max_write_lag_seconds: r.maxWriteLagSeconds,
+          max_replay_lag_seconds: r.maxReplayLagSeconds,
+          replicas: r.replicaCount,
+          sync_replicas: r.syncReplicaCount,
+          error: r.error,
+        },
+      };
+    })
+    .get("/v1/health/split-brain", () => {
+      const { finding, detectedAt } = engine.finding();
+      return {
+        json: {
+          split_brain_detected: finding.detected,
+          detected_at: detectedAt?.toISOString() ?? null,
+          epoch_divergence: finding.epochDivergence,
+          holder_mismatch: finding.holderMismatch,
+          unclosed_epochs: finding.unclosedEpochs,
+          criteria: finding.criteria,
+          explanation: finding.explanation,
+        },
+      };
+    })
+    .get("/healthz", () => ({ json: { status: "ok" } }))
+    .get("/readyz", () => {
+      const db = engine.view().db;
+      const ready = db?.reachable === true;
+      return { status: ready ? 200 : 503, json: { ready, database: ready ? "reachable" : db?.error || "not read yet" } };
+    })
+    .get("/metrics", () => ({ text: renderMetrics(metrics()), contentType: "text/plain; version=0.0.4; charset=utf-8" }));
+}

@@ -1,0 +1,88 @@
+import type { LeaderView } from "../../core/model.js";
+
+export type LeaderEventKind = "snapshot" | "leader_changed" | "write_ready_changed" | "leader_lost" | "split_brain_detected" | "split_brain_resolved";
+
+export interface LeaderEvent {
+  readonly revision: number;
+  readonly kind: LeaderEventKind;
+  readonly leader: LeaderView;
+  readonly at: Date;
+  readonly message: string;
+}
+
+/**
+ * The leader stream's one in-memory log: every change gets the next revision,
+ * and each watcher reads the log at its own pace from a cursor, so a thousand
+ * watchers cost one copy of each event and a slow one never holds up the
+ * others. A watcher that falls further behind than the log keeps gets a fresh
+ * snapshot (a revision gap tells it so).
+ */
+export class LeaderEventLog {
+  private readonly events: LeaderEvent[] = [];
+  private revision = 0;
+  private current: LeaderView;
+  private wakers = new Set<() => void>();
+
+  constructor(
+    initial: LeaderView,
+    private readonly now: () => Date,
+    private readonly capacity = 4096,
+  ) {
+    this.current = initial;
+  }
+
+  get leader(): LeaderView {
+    return this.current;
+  }
+
+  get lastRevision(): number {
+    return this.revision;
+  }
+
+  publish(kind: Exclude<LeaderEventKind, "snapshot">, leader: LeaderView, message: string): LeaderEvent {
+    this.current = leader;
+    const event: LeaderEvent = { revision: ++this.revision, kind, leader, at: this.now(), message };
+    this.events.push(event);
+    if (this.events.length > this.capacity) this.events.splice(0, this.events.length - this.capacity);
+    const wake = this.wakers;
+    this.wakers = new Set();
+    for (const w of wake) w();
+    return event;
+  }
+
+  /** The current state, then every event after it, until `signal` aborts. */
+  async *watch(signal: AbortSignal): AsyncGenerator<LeaderEvent> {
+    let cursor = this.revision;
+    yield this.snapshot();
+    let wake: (() => void) | undefined;
+    const onAbort = () => wake?.();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (!signal.aborted) {
+        if (cursor < this.revision) {
+          const oldest = this.events[0]?.revision ?? this.revision + 1;
+          if (cursor + 1 < oldest) {
+            cursor = this.revision;
+            yield this.snapshot();
+            continue;
+          }
+          const next = this.events[cursor + 1 - oldest]!;
+          cursor = next.revision;
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          this.wakers.add(resolve);
+        });
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      if (wake) this.wakers.delete(wake);
+    }
+  }
+
+  snapshot(): LeaderEvent {
+    return { revision: this.revision, kind: "snapshot", leader: this.current, at: this.now(), message: "current leader" };
+  }
+}

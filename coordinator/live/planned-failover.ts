@@ -1,0 +1,208 @@
+import { randomUUID } from "node:crypto";
+import { waitFor } from "../../core/clock.js";
+import { ErrorCode, HaError, describeError, failedPrecondition } from "../../core/errors.js";
+import { formatDurationMs } from "../../core/duration.js";
+import type { CommandOutcome, LeaderView } from "../../core/model.js";
+import { AuditType } from "../audit/audit-event.js";
+import { chooseSuccessor } from "../decide/successor.js";
+import { highestEpochKnown, isFresh, leaderOf, nodeById } from "../view/cluster-view.js";
+import { knownNode, type OperationContext, type Requester } from "./operation-context.js";
+
+export interface FailoverRequest extends Requester {
+  readonly force: boolean;
+  readonly targetNode: string;
+  readonly expectedLeader: string;
+  /** The node whose agent forwarded the call, if any: names itself after manual-reconcile. */
+  readonly forwardedBy: string;
+}
+
+export interface FailoverResult {
+  readonly previousHolder: string;
+  readonly previousEpoch: number;
+  readonly resignedAt: Date | undefined;
+  readonly newHolder: string;
+  readonly newEpoch: number;
+  readonly message: string;
+  readonly requestId: string;
+}
+
+/**
+ * Seed 000's planned failover, made safe: preconditions first (the expected
+ * leader is the leader, lag is not critical unless forced, a successor is
+ * eligible), then the successor queues on the lock BEFORE the leader resigns,
+ * so the lock passes to it within milliseconds; then epoch+1 and Write-Ready
+ * are confirmed.
+ */
+export function plannedFailover(ctx: OperationContext, req: FailoverRequest): Promise<FailoverResult> {
+  return ctx.engine.runOperation("planned failover", () => run(ctx, req));
+}
+
+async function run(ctx: OperationContext, req: FailoverRequest): Promise<FailoverResult> {
+  const { policy, sessions, truth, clock, log } = ctx;
+  await truth.refresh();
+  const view = ctx.engine.view();
+  const now = clock.monotonicMs();
+  const leader = leaderOf(view, policy, now);
+  if (req.expectedLeader !== "" && req.expectedLeader !== leader.holderId) {
+    throw failedPrecondition(`not the leader; leader is ${leader.holderId || "nobody (no node holds write authority)"}`);
+  }
+  let targetId = req.targetNode;
+  if (targetId === "" && leader.holderId === "" && req.forwardedBy !== "" && nodeById(view, req.forwardedBy)) targetId = req.forwardedBy;
+  const target = targetId !== "" ? knownNode(view, targetId, "target node") : undefined;
+  if (target && target.nodeId === leader.holderId) throw failedPrecondition(`${target.nodeId} is already the leader (epoch ${leader.epoch})`);
+
+  const leaderNode = leader.holderId ? nodeById(view, leader.holderId) : undefined;
+  if (leader.holderId) {
+    const repl = leaderNode?.report.replication;
+    if (repl?.lagStatus === "critical" && !req.force) {
+      throw failedPrecondition(
+        `replication lag critical; max replay lag ${formatDurationMs(repl.maxReplayLagSeconds * 1000)} exceeds ${policy.lagCriticalSeconds}s on ${leader.holderId}; wait for replication to catch up or retry with --force`,
+      );
+    }
+    if (!sessions.isConnected(leader.holderId) && !req.force) {
+      throw failedPrecondition(`leader ${leader.holderId} is not connected to the coordinator, so it cannot be ordered to resign; retry with --force to terminate its lock session`);
+    }
+  }
+
+  let successor: string;
+  if (target) {
+    const r = target.report;
+    if (!isFresh(target, policy, now)) throw failedPrecondition(`${target.nodeId} is not connected to the coordinator; it cannot campaign`);
+    if (r.nofailover) throw failedPrecondition(`${target.nodeId} has nofailover set; it is never a successor`);
+    if (r.databaseError !== "") throw failedPrecondition(`${target.nodeId} cannot reach the lock database (${r.databaseError})`);
+    if (r.localDatabase?.lagStatus === "critical" && !req.force) throw failedPrecondition(`replication lag critical on ${target.nodeId} (replay lag ${r.localDatabase.replayLagSeconds}s); retry with --force`);
+    successor = target.nodeId;
+  } else {
+    const choice = chooseSuccessor(view, policy, now, {
+      exclude: leader.holderId ? [leader.holderId] : [],
+      allowHeld: true,
+      allowCriticalLag: req.force,
+      leaderId: leader.holderId || undefined,
+      lockDatabaseId: leaderNode?.report.lockDatabaseId || undefined,
+    });
+    if (choice.nodeId === undefined) throw failedPrecondition(choice.reason);
+    successor = choice.nodeId;
+  }
+
+  const requestId = randomUUID();
+  const previousEpoch = leader.holderId ? leader.epoch : view.db?.leadership.epoch ?? 0;
+  const floor = highestEpochKnown(view);
+  const audit = { operator: req.operator, reason: req.reason, caller: req.caller, request_id: requestId };
+  log.info({ request_id: requestId, leader: leader.holderId, successor, operator: req.operator }, `planned failover: ${leader.holderId || "no leader"} -> ${successor}`);
+  await ctx.engine.releaseDesignation("a planned failover chooses its own successor");
+
+  // 1. The successor queues on the lock first, so it wins the instant the leader lets go.
+  const waitMs = policy.operationTimeoutMs;
+  const campaign = settle(
+    sessions.send(successor, { kind: "campaign", epochFloor: floor, waitMs }, `planned failover by ${req.operator}: ${req.reason}`, {
+      timeoutMs: waitMs + policy.commandTimeoutMs,
+    }),
+  );
+  let resignedAt: Date | undefined;
+  if (leader.holderId) {
+    await waitFor(async () => (await truth.lockWaiters()).includes(successor), { timeoutMs: 1_000, intervalMs: 5, what: `${successor} to queue on the lock` }).catch(
+      () => log.warn({ successor }, "successor not seen waiting on the lock; resigning the leader anyway"),
+    );
+    // 2. The leader resigns (closes its epoch, unlocks).
+    try {
+      resignedAt = await resign(ctx, leader, req.force);
+    } catch (err) {
+      ctx.engine.command(successor, { kind: "release" }, "planned failover aborted: the leader did not resign");
+      await ctx.audit.append({ ...audit, type: AuditType.FailoverFailed, node_id: leader.holderId, epoch: leader.epoch, message: describeError(err) });
+      throw err;
+    }
+  }
+
+  // An agent that cannot wait answers at once; then it tries again now that the lock is free.
+  const early = await Promise.race([campaign, clock.sleep(0).then(() => undefined)]);
+  if (early && !("result" in early && early.result === "done")) {
+    void sessions
+      .send(successor, { kind: "campaign", epochFloor: floor, waitMs }, `planned failover by ${req.operator}: retry`, { timeoutMs: waitMs + policy.commandTimeoutMs })
+      .catch(() => undefined);
+  }
+
+  // 3. Confirm: a new holder with a higher epoch, Write-Ready.
+  let confirmed: LeaderView;
+  try {
+    confirmed = await waitFor(
+      () => {
+        const l = ctx.engine.leader();
+        return l.holderId !== "" && l.epoch > previousEpoch && l.writeReady ? l : undefined;
+      },
+      { timeoutMs: policy.operationTimeoutMs, intervalMs: 5, what: `${successor} to hold epoch ${previousEpoch + 1} and be Write-Ready` },
+    );
+  } catch (err) {
+    const outcome = await Promise.race([campaign, clock.sleep(10).then(() => undefined)]);
+    const why = outcome ? `; campaign ${"result" in outcome ? `${outcome.result}: ${outcome.message}` : describeError(outcome.error)}` : "";
+    const message = `failover incomplete: ${describeError(err)}${why}`;
+    await ctx.audit.append({ ...audit, type: AuditType.FailoverFailed, node_id: successor, epoch: previousEpoch, message });
+    throw new HaError(ErrorCode.DeadlineExceeded, message);
+  }
+
+  ctx.engine.counters.failovers.planned++;
+  const released = ctx.engine.reconcileHold ? releaseHeld(ctx, confirmed.holderId, confirmed.epoch) : [];
+  ctx.engine.reconcileHold = false;
+  const message = !leader.holderId
+    ? `no leader held write authority; ${confirmed.holderId} acquired epoch ${confirmed.epoch}`
+    : confirmed.holderId === successor
+      ? `leader resigned gracefully; successor ${successor} acquired epoch ${confirmed.epoch}`
+      : `leader resigned gracefully; ${confirmed.holderId} acquired epoch ${confirmed.epoch} (chosen successor ${successor} lost the race)`;
+  await ctx.audit.append({
+    ...audit,
+    type: AuditType.FailoverCompleted,
+    node_id: confirmed.holderId,
+    epoch: confirmed.epoch,
+    message,
+    evidence: {
+      previous_holder: leader.holderId,
+      previous_epoch: previousEpoch,
+      successor,
+      new_holder: confirmed.holderId,
+      new_epoch: confirmed.epoch,
+      forced: req.force,
+      epoch_floor: floor,
+      resigned_at: resignedAt?.toISOString() ?? null,
+      released_held_nodes: released,
+    },
+  });
+  log.info({ request_id: requestId, new_holder: confirmed.holderId, epoch: confirmed.epoch }, message);
+  return { previousHolder: leader.holderId, previousEpoch, resignedAt, newHolder: confirmed.holderId, newEpoch: confirmed.epoch, message, requestId };
+}
+
+/** Orders the leader to resign; with force, ends its lock session when it cannot or will not. */
+async function resign(ctx: OperationContext, leader: LeaderView, force: boolean): Promise<Date> {
+  const { sessions, truth, policy, clock } = ctx;
+  let failure: string;
+  if (sessions.isConnected(leader.holderId)) {
+    try {
+      const o = await sessions.send(leader.holderId, { kind: "resign", hold: false }, "planned failover", { timeoutMs: policy.commandTimeoutMs, epoch: leader.epoch });
+      if (o.result === "done") return o.resignedAt ?? clock.now();
+      failure = `leader ${leader.holderId} ${o.result === "refused" ? "refused" : "failed"} to resign: ${o.message || o.result}`;
+    } catch (err) {
+      failure = `leader ${leader.holderId} did not resign: ${describeError(err)}`;
+    }
+  } else {
+    failure = `leader ${leader.holderId} is not connected`;
+  }
+  if (!force) throw failedPrecondition(`${failure}; retry with --force to terminate its lock session`);
+  const pids = await truth.terminateLockSession(leader.holderId);
+  if (pids.length === 0) throw failedPrecondition(`${failure}, and its lock session is not visible in the coordinator's database`);
+  ctx.log.warn({ node_id: leader.holderId, pids }, "forced failover: terminated the leader's lock session");
+  return clock.now();
+}
+
+/** After manual-reconcile, the nodes not chosen go back to the normal campaign loop. */
+function releaseHeld(ctx: OperationContext, leaderId: string, epoch: number): string[] {
+  const held = ctx.sessions.nodes().filter((n) => n.connected && n.nodeId !== leaderId && n.report.role === "held");
+  // The guard epoch is the new term's: the nodes' last reports may predate it.
+  for (const n of held) ctx.engine.command(n.nodeId, { kind: "release" }, "manual-reconcile ended by a failover", epoch);
+  return held.map((n) => n.nodeId);
+}
+
+type Settled = CommandOutcome | { error: unknown };
+function settle(p: Promise<CommandOutcome>): Promise<Settled> {
+  return p.then(
+    (o) => o,
+    (error: unknown) => ({ error }),
+  );
+}

@@ -1,0 +1,49 @@
+import type { AgentReport } from "../../gen/autonomy/ha/v1/agent_pb.js";
+import { HaError, ErrorCode, invalidArgument } from "../../core/errors.js";
+
+const MAX_EPOCH = BigInt(Number.MAX_SAFE_INTEGER);
+/** Ten years: any lag beyond that is a bug or an attack, not a measurement. */
+const MAX_LAG_SECONDS = 10 * 365 * 24 * 3600;
+const MAX_TEXT = 4096;
+
+/**
+ * Refuses a report with values no real agent sends, before anything of it is
+ * applied: a hostile or broken agent gets a clear error and changes nothing.
+ */
+export function validateReport(nodeId: string, r: AgentReport, clusterId: string): void {
+  const bad = (what: string) => invalidArgument(`report from ${nodeId} rejected: ${what}`);
+  if (r.clusterId !== "" && r.clusterId !== clusterId) {
+    throw new HaError(ErrorCode.FailedPrecondition, `node ${nodeId} reports cluster "${r.clusterId}"; this coordinator serves cluster "${clusterId}"`);
+  }
+  for (const [name, v] of [
+    ["epoch", r.epoch],
+    ["highest_epoch_seen", r.highestEpochSeen],
+    ["observed_leader.epoch", r.observedLeader?.epoch ?? 0n],
+    ["sequence", r.sequence],
+  ] as const) {
+    if (v > MAX_EPOCH) throw bad(`${name} ${v} is out of range`);
+  }
+  const lags: [string, number][] = [
+    ["replication.max_write_lag_seconds", r.replication?.maxWriteLagSeconds ?? 0],
+    ["replication.max_replay_lag_seconds", r.replication?.maxReplayLagSeconds ?? 0],
+    ["local_database.replay_lag_seconds", r.localDatabase?.replayLagSeconds ?? 0],
+    ...(r.replication?.replicas ?? []).flatMap((x, i): [string, number][] => [
+      [`replication.replicas[${i}].write_lag_seconds`, x.writeLagSeconds],
+      [`replication.replicas[${i}].replay_lag_seconds`, x.replayLagSeconds],
+    ]),
+  ];
+  for (const [name, v] of lags) {
+    if (!Number.isFinite(v) || v < 0 || v > MAX_LAG_SECONDS) throw bad(`${name} ${v} is not a lag in seconds`);
+  }
+  if ((r.replication?.replicas.length ?? 0) > 1000) throw bad("more than 1000 replicas");
+  for (const [name, v] of [
+    ["endpoint", r.endpoint],
+    ["lock_database_id", r.lockDatabaseId],
+    ["write_ready_reason", r.writeReadyReason],
+    ["database_error", r.databaseError],
+    ["version", r.version],
+  ] as const) {
+    if (v.length > MAX_TEXT) throw bad(`${name} is longer than ${MAX_TEXT} characters`);
+  }
+  if (r.endpoint !== "" && !/^https?:\/\/[^\s]+$/.test(r.endpoint)) throw bad(`endpoint "${r.endpoint.slice(0, 100)}" is not an http(s) URL`);
+}

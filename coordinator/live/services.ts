@@ -1,0 +1,186 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { HaAdminService, RecoveryStrategy, type AuditEventSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import { AgentService } from "../../gen/autonomy/ha/v1/agent_pb.js";
+import { LeaderEventKind, LeaderService } from "../../gen/autonomy/ha/v1/leader_pb.js";
+import { ErrorCode, HaError, invalidArgument } from "../../core/errors.js";
+import { CALLER_HEADER, FORWARDED_BY_HEADER } from "../../core/metadata.js";
+import { readEpochs } from "../../db/leadership.js";
+import { date, leaderToWire, ts } from "../../rpc/wire.js";
+import { registration, type CallContext, type ServiceRegistration } from "../../rpc/service-adapter.js";
+import { AuditType, type AuditEvent } from "../audit/audit-event.js";
+import type { LeaderEvent, LeaderEventLog } from "./leader-events.js";
+import { checkCluster, requireRequester, type OperationContext } from "./operation-context.js";
+import { plannedFailover } from "./planned-failover.js";
+import { recoverSplitBrain, type RecoveryStrategy as Strategy } from "./split-brain-recovery.js";
+import { statusResponse } from "./status.js";
+
+/** The caller for the audit log: what it says it is, and where it called from. */
+export function callerOf(ctx: CallContext): string {
+  const who = ctx.metadata.get(CALLER_HEADER)?.slice(0, 200) || "unknown";
+  const via = ctx.metadata.get(FORWARDED_BY_HEADER);
+  return `${who}${via ? ` via ${via.slice(0, 100)}` : ""} (${ctx.peer})`;
+}
+
+const kinds: Record<LeaderEvent["kind"], LeaderEventKind> = {
+  snapshot: LeaderEventKind.SNAPSHOT,
+  leader_changed: LeaderEventKind.LEADER_CHANGED,
+  write_ready_changed: LeaderEventKind.WRITE_READY_CHANGED,
+  leader_lost: LeaderEventKind.LEADER_LOST,
+  split_brain_detected: LeaderEventKind.SPLIT_BRAIN_DETECTED,
+  split_brain_resolved: LeaderEventKind.SPLIT_BRAIN_RESOLVED,
+};
+
+export function leaderEventToWire(e: LeaderEvent) {
+  return { revision: BigInt(e.revision), kind: kinds[e.kind], leader: leaderToWire(e.leader), at: ts(e.at), message: e.message };
+}
+
+function auditToWire(e: AuditEvent): MessageInitShape<typeof AuditEventSchema> {
+  return {
+    id: e.id,
+    time: ts(new Date(e.time)),
+    category: e.category,
+    type: e.type,
+    operator: e.operator,
+    reason: e.reason,
+    requestId: e.request_id,
+    caller: e.caller,
+    nodeId: e.node_id,
+    epoch: BigInt(Math.max(0, Math.trunc(e.epoch))),
+    clusterId: e.cluster_id,
+    message: e.message,
+    evidence: JSON.parse(JSON.stringify(e.evidence)) as Record<string, never>,
+  };
+}
+
+const strategies: Record<number, Strategy | undefined> = {
+  [RecoveryStrategy.PROMOTE_LEADER]: "promote-leader",
+  [RecoveryStrategy.MANUAL_RECONCILE]: "manual-reconcile",
+};
+
+/** The coordinator's three gRPC services over the live parts. */
+export function coordinatorServices(ctx: OperationContext, events: LeaderEventLog, watchers: { count: number }): ServiceRegistration[] {
+  const { engine, policy, clock, audit } = ctx;
+  const agent = registration(AgentService, { connect: (requests, call) => ctx.sessions.connect(requests, call) });
+
+  const leader = registration(LeaderService, {
+    getLeader: async (req) => {
+      checkCluster(req.clusterId, policy);
+      return { leader: leaderToWire(events.leader), revision: BigInt(events.lastRevision), observedAt: ts(clock.now()) };
+    },
+    watchLeader: (req, call) => {
+      checkCluster(req.clusterId, policy);
+      return (async function* () {
+        watchers.count++;
+        try {
+          for await (const e of events.watch(call.signal)) yield leaderEventToWire(e);
+        } finally {
+          watchers.count--;
+        }
+      })();
+    },
+  });
+
+  const admin = registration(HaAdminService, {
+    getStatus: async (req) => {
+      checkCluster(req.clusterId, policy);
+      const view = engine.view();
+      if (req.nodeId !== "" && !view.nodes.some((n) => n.nodeId === req.nodeId)) {
+        throw new HaError(ErrorCode.NotFound, `unknown node ${req.nodeId.slice(0, 100)}; known nodes: ${view.nodes.map((n) => n.nodeId).join(", ") || "none"}`);
+      }
+      return statusResponse(view, engine.leader(), req.nodeId, { queriedAt: clock.now(), splitBrain: engine.finding().finding.detected });
+    },
+    triggerFailover: async (req, call) => {
+      checkCluster(req.clusterId, policy);
+      const who = requireRequester(req.operator, req.reason, callerOf(call));
+      const r = await plannedFailover(ctx, {
+        ...who,
+        force: req.force,
+        targetNode: req.targetNode.trim(),
+        expectedLeader: req.expectedLeader.trim(),
+        forwardedBy: call.metadata.get(FORWARDED_BY_HEADER) ?? "",
+      });
+      return {
+        success: true,
+        previousHolder: r.previousHolder,
+        previousEpoch: BigInt(r.previousEpoch),
+        resignedAt: ts(r.resignedAt),
+        newHolder: r.newHolder,
+        newEpoch: BigInt(r.newEpoch),
+        message: r.message,
+        requestId: r.requestId,
+      };
+    },
+    detectSplitBrain: async (req) => {
+      checkCluster(req.clusterId, policy);
+      await ctx.truth.refresh();
+      engine.evaluate();
+      const { finding, detectedAt } = engine.finding();
+      return {
+        splitBrainDetected: finding.detected,
+        detectedAt: ts(detectedAt),
+        epochDivergence: finding.epochDivergence,
+        holderMismatch: finding.holderMismatch,
+        unclosedEpochs: finding.unclosedEpochs,
+        criteria: finding.criteria.map((c) => ({ name: c.name, detected: c.detected, detail: c.detail })),
+        explanation: finding.explanation,
+        checkedAt: ts(clock.now()),
+      };
+    },
+    recoverSplitBrain: async (req, call) => {
+      checkCluster(req.clusterId, policy);
+      const strategy = strategies[req.strategy];
+      if (!strategy) throw invalidArgument(`strategy is required: promote-leader or manual-reconcile (got ${RecoveryStrategy[req.strategy] ?? req.strategy})`);
+      const who = requireRequester(req.operator, req.reason, callerOf(call));
+      const r = await recoverSplitBrain(ctx, { ...who, strategy, force: req.force, targetNode: req.targetNode.trim() });
+      return {
+        success: true,
+        strategy: r.strategy,
+        recoveredAt: ts(r.recoveredAt),
+        message: r.message,
+        leaderId: r.leaderId,
+        epoch: BigInt(r.epoch),
+        resignedNodes: r.resignedNodes,
+        requestId: r.requestId,
+      };
+    },
+    queryAudit: async (req) => {
+      const events = await audit.query({ category: req.category, type: req.type, since: date(req.since), limit: req.limit, clusterId: req.clusterId });
+      return { events: events.map(auditToWire) };
+    },
+    setMaintenance: async (req, call) => {
+      checkCluster(req.clusterId, policy);
+      const who = requireRequester(req.operator, req.reason, callerOf(call));
+      const changedAt = clock.now();
+      const was = engine.maintenance;
+      engine.maintenance = req.paused;
+      const message = req.paused
+        ? was ? "maintenance mode already on: automatic actions stay paused" : "maintenance mode on: automatic actions paused; findings are still reported"
+        : was ? "maintenance mode off: automatic actions resumed" : "maintenance mode already off";
+      await audit.append({ ...who, type: req.paused ? AuditType.MaintenancePaused : AuditType.MaintenanceResumed, message, evidence: { was_paused: was } });
+      engine.evaluate();
+      return { paused: engine.maintenance, message, changedAt: ts(changedAt) };
+    },
+    getHistory: async (req) => {
+      checkCluster(req.clusterId, policy);
+      const limit = req.limit === 0 ? 20 : Math.min(req.limit, 1000);
+      const rows = await readEpochs(ctx.pool, ctx.schema, policy.clusterId, { limit });
+      const actions = await audit.query({ limit: 10_000, clusterId: policy.clusterId });
+      const acting = new Set<string>([AuditType.FailoverCompleted, AuditType.SplitBrainRecovered, AuditType.FailoverAutomatic]);
+      return {
+        epochs: rows.map((r) => {
+          const a = [...actions].reverse().find((e) => acting.has(e.type) && e.epoch === r.epoch);
+          return {
+            epoch: BigInt(r.epoch),
+            holderId: r.holderId,
+            acquiredAt: ts(r.acquiredAt),
+            resignedAt: ts(r.resignedAt),
+            endReason: r.endReason ?? "",
+            operator: a?.operator ?? "",
+            reason: a?.reason ?? "",
+          };
+        }),
+      };
+    },
+  });
+  return [agent, leader, admin];
+}

@@ -1,0 +1,222 @@
+import { randomUUID } from "node:crypto";
+import { waitFor } from "../../core/clock.js";
+import { ErrorCode, HaError, describeError, failedPrecondition } from "../../core/errors.js";
+import { closeEpoch } from "../../db/leadership.js";
+import { AuditType } from "../audit/audit-event.js";
+import { recoveryTarget } from "../decide/decide.js";
+import { claimsAuthority, highestEpochKnown, isFresh, onDatabase, type NodeState } from "../view/cluster-view.js";
+import { knownNode, type OperationContext, type Requester } from "./operation-context.js";
+
+export type RecoveryStrategy = "promote-leader" | "manual-reconcile";
+
+export interface RecoveryRequest extends Requester {
+  readonly strategy: RecoveryStrategy;
+  readonly force: boolean;
+  readonly targetNode: string;
+}
+
+export interface RecoveryResult {
+  readonly strategy: RecoveryStrategy;
+  readonly recoveredAt: Date;
+  readonly message: string;
+  readonly leaderId: string;
+  readonly epoch: number;
+  readonly resignedNodes: string[];
+  readonly requestId: string;
+}
+
+/** Seed 002's recovery strategies, run as one admin operation. */
+export function recoverSplitBrain(ctx: OperationContext, req: RecoveryRequest): Promise<RecoveryResult> {
+  return ctx.engine.runOperation(`split-brain recovery (${req.strategy})`, () =>
+    req.strategy === "promote-leader" ? promoteLeader(ctx, req) : manualReconcile(ctx, req),
+  );
+}
+
+/**
+ * promote-leader: every other claimant resigns and holds; stale rows in the
+ * coordinator's database are closed with conditional updates (WHERE
+ * holder_id = $stale), so the correct leader's record is never overwritten;
+ * then the correct leader is confirmed, taking a new epoch if its term did
+ * not survive.
+ */
+async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promise<RecoveryResult> {
+  const { policy, sessions, truth, clock, log } = ctx;
+  await truth.refresh();
+  let view = ctx.engine.view();
+  const now = clock.monotonicMs();
+  let target: string;
+  if (req.targetNode !== "") {
+    const n = knownNode(view, req.targetNode, "target node");
+    if (!isFresh(n, policy, now)) throw failedPrecondition(`${n.nodeId} is not connected to the coordinator; it cannot be confirmed as leader`);
+    target = n.nodeId;
+  } else {
+    const t = recoveryTarget(view, policy, now);
+    if (typeof t !== "string") throw failedPrecondition(`cannot choose the correct leader: ${t.why}; name --target-node or use manual-reconcile`);
+    target = t;
+  }
+  const requestId = randomUUID();
+  const audit = { operator: req.operator, reason: req.reason, caller: req.caller, request_id: requestId };
+  await ctx.engine.releaseDesignation("split-brain recovery");
+
+  const stale = view.nodes.filter((n) => n.nodeId !== target && n.connected && claimsAuthority(n.report));
+  const resigned = await resignAll(ctx, stale, req.force, "promote-leader: a stale leader resigns and holds");
+  log.info({ request_id: requestId, target, resigned }, "promote-leader: stale claimants resigned");
+
+  // Stale records in the coordinator's database.
+  const db = await truth.refresh();
+  const targetNode = sessions.node(target)!;
+  const targetHere = onDatabase(targetNode.report.lockDatabaseId, db.identity) !== false;
+  const keepEpoch = targetHere && targetNode.report.sessionLockHeld ? targetNode.report.epoch : -1;
+  const cleared: string[] = [];
+  if (db.reachable) {
+    if (req.force) {
+      for (const h of db.lockHolders) if (h.applicationName !== target) cleared.push(...(await truth.terminateLockSession(h.applicationName)).map((p) => `terminated pid ${p} (${h.applicationName})`));
+    }
+    for (const e of db.unclosedEpochs) {
+      if (e.holderId === target && e.epoch === keepEpoch) continue;
+      await closeEpoch(ctx.pool, ctx.schema, policy.clusterId, e.holderId, e.epoch, "superseded");
+      cleared.push(`closed epoch ${e.epoch} of ${e.holderId}`);
+    }
+    const holder = db.leadership.holderId;
+    if (holder && holder !== target) {
+      const r = await ctx.pool.query(`UPDATE ${ctx.schema.q("leadership_state")} SET holder_id = NULL WHERE cluster_id = $1 AND holder_id = $2`, [policy.clusterId, holder]);
+      if ((r.rowCount ?? 0) > 0) cleared.push(`cleared leadership_state.holder_id = ${holder}`);
+    }
+  }
+
+  // Confirm the correct leader; if its term did not survive, it takes a new one.
+  const after = await truth.refresh();
+  view = ctx.engine.view();
+  const consistent = () => {
+    const n = sessions.node(target);
+    if (!n || !n.connected || !n.report.sessionLockHeld || n.report.epoch === 0) return false;
+    const d = truth.latest();
+    if (targetHere && d?.reachable) {
+      return d.leadership.holderId === target && d.leadership.epoch === n.report.epoch && d.lockHolders.some((h) => h.applicationName === target);
+    }
+    return n.report.observedLeader.holderId === target && n.report.observedLeader.epoch === n.report.epoch;
+  };
+  let bumped = false;
+  if (!consistent()) {
+    bumped = true;
+    const floor = Math.max(highestEpochKnown(view), after.leadership.epoch);
+    const n = sessions.node(target)!;
+    if (n.report.sessionLockHeld) {
+      await sessions.send(target, { kind: "resign", hold: false }, "promote-leader: re-open a clean term", { timeoutMs: policy.commandTimeoutMs, epoch: n.report.epoch }).catch(() => undefined);
+    }
+    const o = await sessions
+      .send(target, { kind: "campaign", epochFloor: floor, waitMs: policy.operationTimeoutMs }, `promote-leader by ${req.operator}: ${req.reason}`, {
+        timeoutMs: policy.operationTimeoutMs + policy.commandTimeoutMs,
+      })
+      .catch((err: unknown) => ({ result: "failed" as const, message: describeError(err) }));
+    if (o.result !== "done") {
+      const message = `${target} could not take a new term: ${o.message}`;
+      await ctx.audit.append({ ...audit, type: AuditType.SplitBrainRecovered, node_id: target, message: `promote-leader failed: ${message}` });
+      throw failedPrecondition(message);
+    }
+  }
+  await waitFor(() => consistent() || undefined, { timeoutMs: policy.operationTimeoutMs, intervalMs: 5, what: `${target} to hold a term the database agrees with` }).catch((err: unknown) => {
+    throw new HaError(ErrorCode.DeadlineExceeded, `promote-leader incomplete: ${describeError(err)}`);
+  });
+  const epoch = sessions.node(target)!.report.epoch;
+  const writeReady = sessions.node(target)!.report.writeReady;
+  ctx.engine.counters.failovers.recovery++;
+  ctx.engine.reconcileHold = false;
+  const head = resigned.length > 0 ? `stale leader${resigned.length > 1 ? "s" : ""} resigned` : cleared.length > 0 ? "stale records cleared" : "no stale leader found";
+  const message = `${head}; ${target} confirmed as leader for epoch ${epoch}${writeReady ? "" : " (not Write-Ready yet)"}`;
+  const recoveredAt = clock.now();
+  await ctx.audit.append({
+    ...audit,
+    type: AuditType.SplitBrainRecovered,
+    node_id: target,
+    epoch,
+    message,
+    evidence: { strategy: "promote-leader", resigned_nodes: resigned, cleared, new_term: bumped, forced: req.force },
+  });
+  return { strategy: "promote-leader", recoveredAt, message, leaderId: target, epoch, resignedNodes: resigned, requestId };
+}
+
+/** manual-reconcile: everyone resigns and holds; nobody campaigns until a failover names a node. */
+async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Promise<RecoveryResult> {
+  const { policy, truth, clock } = ctx;
+  ctx.engine.reconcileHold = true;
+  await ctx.engine.releaseDesignation("manual-reconcile");
+  await truth.refresh();
+  const view = ctx.engine.view();
+  const requestId = randomUUID();
+  const connected = view.nodes.filter((n) => n.connected);
+  const claimants = connected.filter((n) => claimsAuthority(n.report));
+  const others = connected.filter((n) => !claimsAuthority(n.report));
+  const resigned = await resignAll(ctx, claimants, req.force, "manual-reconcile: resign and hold");
+  await Promise.all(
+    others.map((n) =>
+      ctx.sessions.send(n.nodeId, { kind: "hold" }, "manual-reconcile: hold", { timeoutMs: policy.commandTimeoutMs }).catch((err: unknown) => {
+        ctx.log.warn({ node_id: n.nodeId, err: describeError(err) }, "hold failed");
+      }),
+    ),
+  );
+  const db = await truth.refresh();
+  const cleared: string[] = [];
+  if (db.reachable) {
+    if (req.force) for (const h of db.lockHolders) cleared.push(...(await truth.terminateLockSession(h.applicationName)).map((p) => `terminated pid ${p} (${h.applicationName})`));
+    const after = req.force ? await truth.refresh() : db;
+    if (after.lockHolders.length === 0) {
+      for (const e of after.unclosedEpochs) {
+        await closeEpoch(ctx.pool, ctx.schema, policy.clusterId, e.holderId, e.epoch, "superseded");
+        cleared.push(`closed epoch ${e.epoch} of ${e.holderId}`);
+      }
+      if (after.leadership.holderId) {
+        await ctx.pool.query(`UPDATE ${ctx.schema.q("leadership_state")} SET holder_id = NULL WHERE cluster_id = $1 AND holder_id = $2`, [policy.clusterId, after.leadership.holderId]);
+        cleared.push(`cleared leadership_state.holder_id = ${after.leadership.holderId}`);
+      }
+    }
+  }
+  void truth.refresh();
+  const message = `elector state reset; ${connected.length === 2 ? "both" : "all"} nodes in standby mode; trigger failover manually`;
+  const recoveredAt = clock.now();
+  await ctx.audit.append({
+    operator: req.operator,
+    reason: req.reason,
+    caller: req.caller,
+    request_id: requestId,
+    type: AuditType.SplitBrainRecovered,
+    message,
+    evidence: { strategy: "manual-reconcile", resigned_nodes: resigned, held_nodes: connected.map((n) => n.nodeId), cleared, forced: req.force },
+  });
+  return { strategy: "manual-reconcile", recoveredAt, message, leaderId: "", epoch: 0, resignedNodes: resigned, requestId };
+}
+
+/**
+ * Orders each node to resign and hold. A node that refuses or does not answer
+ * fails the operation, unless `force`: then its lock session is terminated,
+ * when the coordinator's database holds it.
+ */
+async function resignAll(ctx: OperationContext, nodes: readonly NodeState[], force: boolean, reason: string): Promise<string[]> {
+  const results = await Promise.all(
+    nodes.map(async (n) => {
+      let failure: string;
+      try {
+        const o = await ctx.sessions.send(n.nodeId, { kind: "resign", hold: true }, reason, {
+          timeoutMs: ctx.policy.commandTimeoutMs,
+          epoch: n.report.observedLeader.epoch || n.report.epoch,
+        });
+        if (o.result === "done") return { node: n.nodeId };
+        failure = `${o.result}: ${o.message}`;
+      } catch (err) {
+        failure = describeError(err);
+      }
+      if (force) {
+        const pids = await ctx.truth.terminateLockSession(n.nodeId);
+        if (pids.length > 0) {
+          ctx.engine.command(n.nodeId, { kind: "hold" }, `${reason} (lock session terminated)`);
+          return { node: n.nodeId };
+        }
+        return { error: `stale leader ${n.nodeId} did not resign (${failure}) and its lock session is not in the coordinator's database` };
+      }
+      return { error: `stale leader ${n.nodeId} did not resign (${failure}); retry with --force to terminate its lock session` };
+    }),
+  );
+  const errors = results.flatMap((r) => ("error" in r && r.error ? [r.error] : []));
+  if (errors.length > 0) throw failedPrecondition(errors.join("; "));
+  return results.flatMap((r) => ("node" in r && r.node ? [r.node] : []));
+}

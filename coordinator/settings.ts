@@ -1,0 +1,50 @@
+import { parseListen } from "../agent/config.js";
+import { invalidArgument } from "../core/errors.js";
+import { DEFAULT_CLUSTER_ID, SchemaName } from "../db/identifiers.js";
+import type { SettingSpec, Settings } from "../cli/settings.js";
+import { makePolicy } from "./config.js";
+import type { CoordinatorConfig } from "./start-coordinator.js";
+
+/** `autonomy coordinator` settings: one table drives flags, env, --config and --help. */
+export const coordinatorSettings: readonly SettingSpec[] = [
+  { flag: "database-url", env: "AUTONOMY_DATABASE_URL", kind: "string", required: true, help: "the lock database, read for the truth (pg_locks, leadership_state, leader_epochs)" },
+  { flag: "listen", env: "AUTONOMY_COORDINATOR_LISTEN", kind: "string", default: "127.0.0.1:8890", help: "HOST:PORT for gRPC (agents, CLI) and HTTP (health, metrics)" },
+  { flag: "audit-dir", env: "AUTONOMY_AUDIT_DIR", kind: "string", default: "./autonomy-audit", help: "directory of the JSON-lines audit log" },
+  { flag: "schema", env: "AUTONOMY_SCHEMA", kind: "string", default: "public", help: "schema of leadership_state and leader_epochs" },
+  { flag: "cluster-id", env: "AUTONOMY_CLUSTER_ID", kind: "string", default: DEFAULT_CLUSTER_ID, help: "cluster id (one lock and epoch sequence per cluster)" },
+  { flag: "auto-failover", env: "AUTONOMY_AUTO_FAILOVER", kind: "bool", default: "true", help: "order the best candidate to campaign when the leader is gone" },
+  { flag: "failure-timeout", env: "AUTONOMY_FAILURE_TIMEOUT", kind: "duration", default: "30s", help: "a leader silent on its stream AND its database heartbeat this long is dead" },
+  { flag: "failover-cooldown", env: "AUTONOMY_FAILOVER_COOLDOWN", kind: "duration", default: "60s", help: "after an automatic failover, an unconfirmed death waits this long" },
+  { flag: "auto-recover-split-brain", env: "AUTONOMY_AUTO_RECOVER_SPLIT_BRAIN", kind: "bool", default: "false", help: "promote the highest-epoch healthy node when a split-brain is found" },
+  { flag: "designate-successor", env: "AUTONOMY_DESIGNATE_SUCCESSOR", kind: "bool", default: "true", help: "keep the best candidate waiting on the lock, so a crash hands over in ms" },
+  { flag: "poll-interval", env: "AUTONOMY_POLL_INTERVAL", kind: "duration", default: "200ms", help: "how often the lock database is read" },
+  { flag: "report-stale-after", env: "AUTONOMY_REPORT_STALE_AFTER", kind: "duration", default: "3s", help: "a node that has not reported this long no longer counts as alive" },
+  { flag: "lag-warn", env: "AUTONOMY_LAG_WARN", kind: "duration", default: "5s", help: "replication lag above this is warn" },
+  { flag: "lag-critical", env: "AUTONOMY_LAG_CRITICAL", kind: "duration", default: "10s", help: "replication lag above this is critical: failover refused unless forced" },
+  { flag: "lag-gate-max-wait", env: "AUTONOMY_LAG_GATE_MAX_WAIT", kind: "duration", default: "30s", help: "a leaderless cluster accepts a lag-critical candidate after this long" },
+  { flag: "operation-timeout", env: "AUTONOMY_OPERATION_TIMEOUT", kind: "duration", default: "10s", help: "deadline for a failover or recovery to be confirmed" },
+  { flag: "log-level", env: "AUTONOMY_LOG_LEVEL", kind: "string", default: "info", help: "trace, debug, info, warn or error" },
+];
+
+/** Settings → a validated CoordinatorConfig; errors name the setting or the relation. */
+export function coordinatorConfig(s: Settings): CoordinatorConfig {
+  const { host, port } = parseListen(s.string("listen"));
+  new SchemaName(s.string("schema"));
+  const auditDir = s.string("audit-dir");
+  if (auditDir === "") throw invalidArgument("--audit-dir must not be empty");
+  const policy = makePolicy({
+    clusterId: s.string("cluster-id"),
+    autoFailover: s.bool("auto-failover"),
+    failureTimeoutMs: s.number("failure-timeout"),
+    failoverCooldownMs: s.number("failover-cooldown"),
+    autoRecoverSplitBrain: s.bool("auto-recover-split-brain"),
+    designateSuccessor: s.bool("designate-successor"),
+    pollIntervalMs: s.number("poll-interval"),
+    reportStaleAfterMs: s.number("report-stale-after"),
+    lagWarnSeconds: s.number("lag-warn") / 1000,
+    lagCriticalSeconds: s.number("lag-critical") / 1000,
+    lagGateMaxWaitMs: s.number("lag-gate-max-wait"),
+    operationTimeoutMs: s.number("operation-timeout"),
+  });
+  return { databaseUrl: s.string("database-url"), host, port, auditDir, schema: s.string("schema"), policy };
+}

@@ -1,0 +1,156 @@
+import { systemClock, type Clock } from "../core/clock.js";
+import { describeError, toHaError } from "../core/errors.js";
+import { silentLogger, type Logger } from "../core/log.js";
+import { noLeader } from "../core/model.js";
+import { SchemaName } from "../db/identifiers.js";
+import { migrate } from "../db/migrations.js";
+import { serve } from "../rpc/server.js";
+import { AuditLog } from "./audit/audit-log.js";
+import { readAuditEvents } from "./audit/audit-reader.js";
+import { makePolicy, type CoordinatorPolicy } from "./config.js";
+import { createTruthPool, DatabaseTruthPoller } from "./live/db-truth.js";
+import { Engine } from "./live/engine.js";
+import { coordinatorRoutes } from "./live/http-routes.js";
+import { LeaderEventLog } from "./live/leader-events.js";
+import { NodeSessions } from "./live/node-sessions.js";
+import type { OperationContext } from "./live/operation-context.js";
+import { coordinatorServices } from "./live/services.js";
+import { recoverSplitBrain } from "./live/split-brain-recovery.js";
+
+export interface CoordinatorConfig {
+  /** The lock database, read for the truth (pg_locks, leadership_state, leader_epochs). */
+  readonly databaseUrl: string;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 8890; 0 picks a free port. */
+  readonly port?: number;
+  readonly auditDir: string;
+  /** Default "public". */
+  readonly schema?: string;
+  /** Timing and policy; defaults per CoordinatorPolicy. */
+  readonly policy?: Partial<CoordinatorPolicy>;
+  /** Migrate the schema on start (idempotent). Default true. */
+  readonly migrate?: boolean;
+  readonly log?: Logger;
+  readonly clock?: Clock;
+  /** Largest gRPC message accepted. Default 1 MiB. */
+  readonly maxMessageBytes?: number;
+}
+
+export interface RunningCoordinator {
+  /** http://host:port: gRPC (AgentService, LeaderService, HaAdminService) and HTTP on one port. */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly policy: CoordinatorPolicy;
+  /** Stops serving, ends agent streams, closes the audit log and the database pool. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a coordinator in this process: checks the policy, reaches and
+ * migrates the lock database (failing fast with a clear message), then serves.
+ */
+export async function startCoordinator(config: CoordinatorConfig): Promise<RunningCoordinator> {
+  const policy = makePolicy(config.policy);
+  const schema = new SchemaName(config.schema ?? "public");
+  const log = config.log ?? silentLogger();
+  const clock = config.clock ?? systemClock;
+  const pool = createTruthPool(config.databaseUrl, log);
+  try {
+    const client = await pool.connect();
+    try {
+      if (config.migrate !== false) await migrate(client, schema);
+    } finally {
+      client.release();
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw toHaError(err, `cannot use the lock database ${redact(config.databaseUrl)}`);
+  }
+
+  const audit = new AuditLog(config.auditDir, policy.clusterId, clock);
+  const truth = new DatabaseTruthPoller(pool, schema, policy.clusterId, clock, log);
+  const events = new LeaderEventLog(noLeader, () => clock.now());
+  let engine: Engine | undefined;
+  const sessions = new NodeSessions(policy.clusterId, clock, log, {
+    report: (nodeId, material) => engine?.onReport(nodeId, material),
+    connection: (nodeId, connected) => engine?.onConnection(nodeId, connected),
+  });
+  engine = new Engine({ policy, sessions, truth, audit, events, clock, log });
+  const ctx: OperationContext = { policy, engine, sessions, truth, pool, schema, audit, clock, log };
+  engine.autoRecover = async (target, reason) => {
+    await recoverSplitBrain(ctx, { strategy: "promote-leader", operator: "system", reason, caller: "coordinator (automatic recovery)", force: false, targetNode: target });
+  };
+  // The epoch floor survives restarts through the audit log: an epoch once
+  // seen is never handed out again, even if the database lost its rows.
+  const past = await readAuditEvents(config.auditDir, { limit: 100_000 }).catch(() => ({ events: [] }));
+  engine.epochFloor = Math.max(0, ...past.events.map((e) => e.epoch));
+
+  truth.onRead(() => engine?.evaluate());
+  await truth.refresh();
+  truth.start(policy.pollIntervalMs);
+
+  const watchers = { count: 0 };
+  const metrics = () => {
+    const view = engine!.view();
+    return {
+      clusterId: policy.clusterId,
+      leader: engine!.leader(),
+      nodes: view.nodes,
+      splitBrain: engine!.finding().finding.detected,
+      splitBrainDetections: engine!.counters.splitBrainDetections,
+      failovers: engine!.counters.failovers,
+      maintenance: view.maintenance,
+      databaseReachable: view.db?.reachable === true,
+      watchers: watchers.count,
+    };
+  };
+  let server;
+  try {
+    server = await serve({
+      host: config.host ?? "127.0.0.1",
+      port: config.port ?? 8890,
+      services: coordinatorServices(ctx, events, watchers),
+      http: coordinatorRoutes(engine, metrics),
+      log,
+      maxMessageBytes: config.maxMessageBytes,
+    });
+  } catch (err) {
+    truth.stop();
+    engine.stop();
+    await pool.end().catch(() => undefined);
+    throw toHaError(err, `cannot listen on ${config.host ?? "127.0.0.1"}:${config.port ?? 8890}`);
+  }
+  log.info({ url: server.url, cluster_id: policy.clusterId, schema: schema.name, audit_dir: config.auditDir }, "coordinator listening");
+
+  let stopping: Promise<void> | undefined;
+  const running = server;
+  return {
+    url: running.url,
+    host: running.host,
+    port: running.port,
+    policy,
+    stop: () =>
+      (stopping ??= (async () => {
+        truth.stop();
+        engine!.stop();
+        sessions.stop();
+        await running.close();
+        await audit.close().catch((err: unknown) => log.warn({ err: describeError(err) }, "closing the audit log failed"));
+        await pool.end().catch(() => undefined);
+        log.info("coordinator stopped");
+      })()),
+  };
+}
+
+/** The URL without its password, for messages. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}

@@ -1,0 +1,174 @@
+import type { LeaderView, NodeReport } from "../../core/model.js";
+import type { DatabaseIdentity, EpochRow, LeadershipRow, LockHolderRow } from "../../db/leadership.js";
+
+/**
+ * The coordinator's whole knowledge at one instant, as an immutable value:
+ * every node's last report and stream liveness, the database truth it read
+ * itself, and its own bookkeeping. Detection and decisions are pure functions
+ * of this value (Patroni's `Cluster`), so they are tested without a network.
+ * All `*Ms` fields are monotonic milliseconds of the coordinator's clock.
+ */
+export interface NodeState {
+  readonly nodeId: string;
+  /** The last accepted report; kept after the stream ends. */
+  readonly report: NodeReport;
+  /** Whether the node's stream is open. */
+  readonly connected: boolean;
+  readonly lastReportMs: number;
+  /** When the node's current, uninterrupted claim (lock held or write-ready) began; undefined without one. */
+  readonly claimSinceMs: number | undefined;
+}
+
+/** What the coordinator read from --database-url. */
+export interface DatabaseTruth {
+  readonly reachable: boolean;
+  readonly error: string;
+  /** When the read that produced this value started. */
+  readonly readAtMs: number;
+  readonly identity: DatabaseIdentity | undefined;
+  readonly leadership: LeadershipRow;
+  /** Sessions holding the leader lock per pg_locks, with their application_name. */
+  readonly lockHolders: readonly LockHolderRow[];
+  /** leader_epochs rows with resigned_at IS NULL. */
+  readonly unclosedEpochs: readonly EpochRow[];
+  /** When we last saw leadership_state.heartbeat_at change: judged by our clock, never the remote one. */
+  readonly heartbeatAdvancedAtMs: number;
+  /** When the current set of lock holders was first seen. */
+  readonly lockHoldersSinceMs: number;
+  /** When leadership_state.epoch took its current value. */
+  readonly epochChangedAtMs: number;
+}
+
+/** A standing Campaign{wait_ms} sent to the best candidate. */
+export interface Designation {
+  readonly nodeId: string;
+  readonly sentAtMs: number;
+  readonly waitMs: number;
+  /** False once the node acked (won, timed out, refused); then endedAtMs is set. */
+  readonly active: boolean;
+  readonly endedAtMs: number | undefined;
+}
+
+export interface ClusterView {
+  readonly clusterId: string;
+  readonly nodes: readonly NodeState[];
+  readonly db: DatabaseTruth | undefined;
+  /** Paused by an operator: findings are reported, nothing is done automatically. */
+  readonly maintenance: boolean;
+  /** After manual-reconcile: nobody campaigns until a failover names a node. */
+  readonly reconcileHold: boolean;
+  /** An admin operation (failover, recovery) owns the cluster right now. */
+  readonly operationInProgress: string | undefined;
+  /** The highest epoch ever seen anywhere; every campaign must go above it. */
+  readonly epochFloor: number;
+  readonly lastAutomaticFailoverMs: number | undefined;
+  /** Since when nobody holds write authority. */
+  readonly leaderlessSinceMs: number | undefined;
+  readonly pendingCampaign: { readonly nodeId: string; readonly sentAtMs: number } | undefined;
+  readonly designation: Designation | undefined;
+}
+
+export interface ViewTiming {
+  readonly reportStaleAfterMs: number;
+}
+
+export function nodeById(view: ClusterView, nodeId: string): NodeState | undefined {
+  return view.nodes.find((n) => n.nodeId === nodeId);
+}
+
+/** Connected and reported recently: its claims and health count. */
+export function isFresh(node: NodeState, timing: ViewTiming, nowMs: number): boolean {
+  return node.connected && nowMs - node.lastReportMs <= timing.reportStaleAfterMs;
+}
+
+export function claimsAuthority(report: NodeReport): boolean {
+  return report.sessionLockHeld || report.writeReady;
+}
+
+/** Fresh nodes that claim the lock or Write-Ready. */
+export function freshClaimants(view: ClusterView, timing: ViewTiming, nowMs: number): NodeState[] {
+  return view.nodes.filter((n) => isFresh(n, timing, nowMs) && claimsAuthority(n.report));
+}
+
+/** The highest epoch known anywhere: reports, the database, and the coordinator's memory. */
+export function highestEpochKnown(view: ClusterView): number {
+  let max = view.epochFloor;
+  for (const n of view.nodes) {
+    max = Math.max(max, n.report.epoch, n.report.highestEpochSeen, n.report.observedLeader.epoch);
+  }
+  if (view.db) {
+    max = Math.max(max, view.db.leadership.epoch, ...view.db.unclosedEpochs.map((e) => e.epoch));
+  }
+  return max;
+}
+
+/**
+ * Whether a node's lock_database_id names the server the coordinator reads.
+ * The agent's id carries the system identifier and the timeline; we compare
+ * those numbers rather than one spelling of them. Undefined when unknown.
+ */
+export function onDatabase(lockDatabaseId: string, identity: DatabaseIdentity | undefined): boolean | undefined {
+  if (!identity || lockDatabaseId === "") return undefined;
+  const tokens = new Set(lockDatabaseId.match(/\d+/g) ?? []);
+  if (tokens.size === 0) return undefined;
+  return tokens.has(identity.systemIdentifier) && tokens.has(String(identity.timeline));
+}
+
+/**
+ * Who holds write authority now. The database's lock holder when the
+ * coordinator can see one; otherwise the fresh node claiming the lock with the
+ * highest epoch (the cluster may have moved to a primary the coordinator does
+ * not read); otherwise nobody.
+ */
+export function leaderOf(view: ClusterView, timing: ViewTiming, nowMs: number): LeaderView {
+  const db = view.db;
+  const reportOf = (id: string) => nodeById(view, id);
+  const writeReadyOf = (id: string, epoch: number) => {
+    const n = reportOf(id);
+    return n !== undefined && isFresh(n, timing, nowMs) && n.report.writeReady && n.report.epoch === epoch;
+  };
+  if (db?.reachable && db.lockHolders.length > 0) {
+    const named = db.lockHolders.find((h) => h.applicationName === db.leadership.holderId);
+    if (named) {
+      const epoch = db.leadership.epoch;
+      return {
+        holderId: named.applicationName,
+        epoch,
+        acquiredAt: db.leadership.acquiredAt,
+        writeReady: writeReadyOf(named.applicationName, epoch),
+        heartbeatAt: db.leadership.heartbeatAt,
+      };
+    }
+    // Lock taken but leadership_state not (yet) naming the holder: it counts
+    // once its own report claims a term.
+    for (const h of db.lockHolders) {
+      const n = reportOf(h.applicationName);
+      if (n && n.report.sessionLockHeld && n.report.epoch > 0) {
+        return {
+          holderId: h.applicationName,
+          epoch: n.report.epoch,
+          acquiredAt: undefined,
+          writeReady: writeReadyOf(h.applicationName, n.report.epoch),
+          heartbeatAt: undefined,
+        };
+      }
+    }
+  }
+  const claimants = view.nodes
+    .filter((n) => isFresh(n, timing, nowMs) && n.report.sessionLockHeld && n.report.epoch > 0)
+    .filter((n) => !db?.reachable || onDatabase(n.report.lockDatabaseId, db.identity) !== true || db.lockHolders.length > 0)
+    .sort((a, b) => b.report.epoch - a.report.epoch || a.nodeId.localeCompare(b.nodeId));
+  const best = claimants[0];
+  if (best) {
+    const observed = best.report.observedLeader;
+    return {
+      holderId: best.nodeId,
+      epoch: best.report.epoch,
+      acquiredAt: observed.holderId === best.nodeId && observed.epoch === best.report.epoch ? observed.acquiredAt : undefined,
+      writeReady: writeReadyOf(best.nodeId, best.report.epoch),
+      heartbeatAt: observed.holderId === best.nodeId ? observed.heartbeatAt : undefined,
+    };
+  }
+  const epoch = db?.reachable ? db.leadership.epoch : Math.max(0, ...view.nodes.map((n) => n.report.observedLeader.epoch));
+  return { holderId: "", epoch, acquiredAt: undefined, writeReady: false, heartbeatAt: undefined };
+}
