@@ -128,7 +128,9 @@ function adapt(method: DescMethod, handler: (...args: unknown[]) => unknown): gr
             if (!ctx.signal.aborted) call.end();
           },
           (err: unknown) => {
-            if (!ctx.signal.aborted) call.destroy(toServiceError(err));
+            // Emitting 'error' lets grpc-js send the status and end the
+            // stream; destroy() would reset the stream and lose the status.
+            if (!ctx.signal.aborted) call.emit("error", toServiceError(err));
           },
         );
       };
@@ -142,7 +144,9 @@ function adapt(method: DescMethod, handler: (...args: unknown[]) => unknown): gr
             if (!ctx.signal.aborted) call.end();
           },
           (err: unknown) => {
-            if (!ctx.signal.aborted) call.destroy(toServiceError(err));
+            // Emitting 'error' lets grpc-js send the status and end the
+            // stream; destroy() would reset the stream and lose the status.
+            if (!ctx.signal.aborted) call.emit("error", toServiceError(err));
           },
         );
       };
