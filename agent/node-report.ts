@@ -50,5 +50,6 @@ export function buildReport(
     endpoint: extra.endpoint,
     databaseError: election.databaseError,
     version: extra.version,
+    minSyncReplicas: config.minSyncReplicas,
   };
 }

@@ -86,6 +86,8 @@ export interface NodeReport {
   readonly endpoint: string;
   readonly databaseError: string;
   readonly version: string;
+  /** Sync replicas this node requires for Write-Ready. */
+  readonly minSyncReplicas: number;
 }
 
 export type CommandAction =

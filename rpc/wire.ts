@@ -154,6 +154,7 @@ export function reportToWire(r: Omit<NodeReport, "nodeId">): AgentReport {
     endpoint: r.endpoint,
     databaseError: r.databaseError,
     version: r.version,
+    minSyncReplicas: r.minSyncReplicas,
   });
 }
 
@@ -181,6 +182,7 @@ export function reportFromWire(nodeId: string, r: AgentReport): NodeReport {
     endpoint: r.endpoint,
     databaseError: r.databaseError,
     version: r.version,
+    minSyncReplicas: r.minSyncReplicas,
   };
 }
 

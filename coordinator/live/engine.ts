@@ -248,14 +248,21 @@ export class Engine {
         this.pendingCampaign = { nodeId: d.nodeId, sentAtMs: now };
         this.lastAutomaticFailoverMs = now;
         this.counters.failovers.automatic++;
-        this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, epoch: d.epochFloor, message: `ordered ${d.nodeId} to campaign`, reason: d.reason, evidence: { cause: d.cause, epoch_floor: d.epochFloor } });
+        // The order is audited now; the epoch it produced, once acked, so the
+        // history shows this action against the term it opened.
+        this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, message: `ordered ${d.nodeId} to campaign`, reason: d.reason, evidence: { cause: d.cause, epoch_floor: d.epochFloor } });
         this.deps.sessions
           // After terminating a hung leader its backend takes a moment to go: wait on the lock briefly.
           .send(d.nodeId, { kind: "campaign", epochFloor: d.epochFloor, waitMs: d.cause === "leader_hung" ? Math.round(this.deps.policy.campaignTimeoutMs / 2) : 0 }, d.reason, {
             timeoutMs: this.deps.policy.campaignTimeoutMs,
           })
           .then(
-            (o) => this.deps.log.info({ node_id: d.nodeId, result: o.result, epoch: o.epoch }, `automatic campaign of ${d.nodeId}: ${o.result}${o.message ? ` (${o.message})` : ""}`),
+            (o) => {
+              if (o.result === "done") {
+                this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, epoch: o.epoch, message: `${d.nodeId} acquired epoch ${o.epoch} after an automatic campaign`, reason: d.reason, evidence: { cause: d.cause, epoch_floor: d.epochFloor } });
+              }
+              this.deps.log.info({ node_id: d.nodeId, result: o.result, epoch: o.epoch }, `automatic campaign of ${d.nodeId}: ${o.result}${o.message ? ` (${o.message})` : ""}`);
+            },
             (err: unknown) => this.deps.log.warn({ node_id: d.nodeId, err: describeError(err) }, "automatic campaign failed"),
           )
           .finally(() => {

@@ -51,7 +51,7 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     target = n.nodeId;
   } else {
     const t = recoveryTarget(view, policy, now);
-    if (typeof t !== "string") throw failedPrecondition(`cannot choose the correct leader: ${t.why}; name --target-node or use manual-reconcile`);
+    if (typeof t !== "string") throw failedPrecondition(`cannot choose the correct leader: ${t.why}; name one with --target or use manual-reconcile`);
     target = t;
   }
   const requestId = randomUUID();

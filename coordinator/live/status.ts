@@ -55,11 +55,16 @@ export function statusResponse(
     writeReady: subject?.report.writeReady ?? false,
     queriedAt: ts(extra.queriedAt),
     leader: leaderToWire(leader),
-    quorum: { writeReady: leader.writeReady, syncReplicas: repl.syncReplicaCount, minSyncReplicas: 0 },
+    quorum: quorumOf(repl.syncReplicaCount, leaderNode?.report.minSyncReplicas ?? 0),
     replication: replicationToWire(repl),
     nodes: [...view.nodes].sort((a, b) => a.nodeId.localeCompare(b.nodeId)).map(nodeStatus),
     maintenance: view.maintenance,
     splitBrainDetected: extra.splitBrain,
     answeredBy: "coordinator",
   };
+}
+
+/** The replication quorum for writes: the leader's sync replicas against its own required minimum. */
+function quorumOf(syncReplicas: number, minSyncReplicas: number) {
+  return { writeReady: syncReplicas >= minSyncReplicas, syncReplicas, minSyncReplicas };
 }

@@ -54,6 +54,7 @@ export function report(nodeId: string, overrides: Partial<NodeReport> = {}): Nod
     endpoint: `http://${nodeId}:8888`,
     databaseError: "",
     version: "test",
+    minSyncReplicas: 0,
     ...overrides,
   };
 }

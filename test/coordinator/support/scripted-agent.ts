@@ -160,6 +160,7 @@ export class ScriptedAgent {
       endpoint: `http://127.0.0.1:1/${this.nodeId}`,
       databaseError: "",
       version: "scripted",
+      minSyncReplicas: 0,
       ...this.overrides,
     };
     this.write({ message: { case: "report", value: reportToWire(report) } });
