@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { parseDuration } from "../core/duration.js";
 import { describeError } from "../core/errors.js";
@@ -5,7 +6,7 @@ import type { Command } from "./commands.js";
 import { intFlag } from "./args.js";
 import { adminClient, orchestratorUrl, rpcFailure } from "./admin-client.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
-import { readAuditDir, selectAudit, type AuditFilter } from "./ha-audit-files.js";
+import { readAuditEvents } from "../coordinator/audit/audit-reader.js";
 import { group } from "./ha-group.js";
 import { CliExit, emit, runLeaf, type LeafSpec } from "./ha-options.js";
 import { auditFromWire, auditText, type AuditRecord } from "./output/audit.js";
@@ -55,18 +56,24 @@ function sinceOf(raw: string | undefined, now: Date): Date | undefined {
   return new Date(t);
 }
 
+interface AuditFilter {
+  readonly category: string | undefined;
+  readonly type: string | undefined;
+  readonly since: Date | undefined;
+  readonly limit: number;
+}
+
 async function fromDir(dir: string, filter: AuditFilter): Promise<AuditRecord[]> {
-  let contents;
+  let result;
   try {
-    contents = await readAuditDir(dir);
+    if (!(await stat(dir)).isDirectory()) throw new Error("not a directory");
+    result = await readAuditEvents(dir, filter);
   } catch (err) {
     throw new CliExit(`autonomy ${spec.command}: cannot read audit dir ${dir}: ${describeError(err)}; check --audit-dir / ${DIR_ENV}`, ExitCode.Failed);
   }
-  if (contents.files === 0) process.stderr.write(`autonomy ${spec.command}: no *.jsonl files in ${dir}\n`);
-  for (const m of contents.malformed) {
-    process.stderr.write(`autonomy ${spec.command}: skipped ${m.lines} line(s) of ${m.file} that are not JSON\n`);
-  }
-  return selectAudit(contents.events, filter);
+  if (result.files === 0) process.stderr.write(`autonomy ${spec.command}: no *.jsonl files in ${dir}\n`);
+  if (result.skippedLines > 0) process.stderr.write(`autonomy ${spec.command}: skipped ${result.skippedLines} line(s) that are not JSON\n`);
+  return result.events;
 }
 
 async function fromServer(urlFlag: string | undefined, filter: AuditFilter): Promise<AuditRecord[]> {

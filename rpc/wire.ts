@@ -19,6 +19,7 @@ import {
   CommandSchema,
   CommandAckSchema,
 } from "../gen/autonomy/ha/v1/agent_pb.js";
+import type { NodeStatusSchema } from "../gen/autonomy/ha/v1/admin_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import type {
   CommandOutcome,
@@ -127,6 +128,26 @@ function localFromWire(l: LocalDatabaseStatus | undefined): LocalDatabaseView | 
     systemIdentifier: l.systemIdentifier,
     streaming: l.streaming,
     error: l.error,
+  };
+}
+
+/** A node's row in GetStatus, from its last report. */
+export function nodeStatusToWire(r: NodeReport, connected: boolean): MessageInitShape<typeof NodeStatusSchema> {
+  return {
+    nodeId: r.nodeId,
+    role: roleToWire(connected ? r.role : "disconnected"),
+    connected,
+    sessionLockHeld: r.sessionLockHeld,
+    writeReady: r.writeReady,
+    epoch: big(r.epoch),
+    priority: r.priority,
+    nofailover: r.nofailover,
+    lagStatus: lagToWire(r.localDatabase?.lagStatus ?? "unknown"),
+    replayLagSeconds: r.localDatabase?.replayLagSeconds ?? 0,
+    lastReportAt: ts(r.sentAt.getTime() > 0 ? r.sentAt : undefined),
+    endpoint: r.endpoint,
+    writeReadyReason: r.writeReadyReason,
+    lockDatabaseId: r.lockDatabaseId,
   };
 }
 

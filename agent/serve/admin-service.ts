@@ -9,7 +9,7 @@ import { clientFor } from "../../rpc/client.js";
 import type { CallContext } from "../../rpc/service-adapter.js";
 import { registration, type ServiceRegistration } from "../../rpc/service-adapter.js";
 import { fromConnectError } from "../../rpc/status.js";
-import { lagToWire, leaderToWire, replicationToWire, roleToWire, ts } from "../../rpc/wire.js";
+import { leaderToWire, nodeStatusToWire, replicationToWire } from "../../rpc/wire.js";
 
 export interface AgentAdminOptions {
   readonly nodeId: string;
@@ -95,24 +95,7 @@ function localStatus(options: AgentAdminOptions): MessageInitShape<typeof GetSta
     leader: leaderToWire(r.observedLeader),
     quorum: { writeReady: sync >= options.minSyncReplicas, syncReplicas: sync, minSyncReplicas: options.minSyncReplicas },
     replication: replicationToWire(r.replication),
-    nodes: [
-      {
-        nodeId: r.nodeId,
-        role: roleToWire(r.role),
-        connected: true,
-        sessionLockHeld: r.sessionLockHeld,
-        writeReady: r.writeReady,
-        epoch: BigInt(r.epoch),
-        priority: r.priority,
-        nofailover: r.nofailover,
-        lagStatus: lagToWire(r.localDatabase?.lagStatus ?? "unknown"),
-        replayLagSeconds: r.localDatabase?.replayLagSeconds ?? 0,
-        lastReportAt: ts(r.sentAt),
-        endpoint: r.endpoint,
-        writeReadyReason: r.writeReadyReason,
-        lockDatabaseId: r.lockDatabaseId,
-      },
-    ],
+    nodes: [nodeStatusToWire(r, true)],
     answeredBy: `agent ${r.nodeId}`,
   };
 }

@@ -1,6 +1,6 @@
 import type { NodeReport } from "../../core/model.js";
 import { HttpRouter } from "../../rpc/http-router.js";
-import { leaderJson, replicationJson } from "./http-json.js";
+import { leaderJson, replicationJson } from "../../rpc/health-json.js";
 import { agentMetrics } from "./metrics.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { JsonObject } from "@bufbuild/protobuf";
+import type { AuditEvent as FileAuditEvent } from "../../coordinator/audit/audit-event.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AuditEvent } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { isoSeconds, num, oneLine, table } from "./format.js";
@@ -8,22 +8,8 @@ import { isoSeconds, num, oneLine, table } from "./format.js";
  * files or from QueryAudit; both become this one record, named like the file's fields.
  */
 
-export interface AuditRecord {
-  readonly id: string;
-  /** Full ISO time, milliseconds kept: events of one failover are milliseconds apart. */
-  readonly time: string;
-  readonly category: string;
-  readonly type: string;
-  readonly operator: string;
-  readonly reason: string;
-  readonly request_id: string;
-  readonly caller: string;
-  readonly node_id: string;
-  readonly epoch: number;
-  readonly cluster_id: string;
-  readonly message: string;
-  readonly evidence: JsonObject | null;
-}
+/** An audit event as the file holds it (snake_case); QueryAudit answers are converted to it. */
+export type AuditRecord = FileAuditEvent;
 
 export function auditFromWire(e: AuditEvent): AuditRecord {
   return {
@@ -39,7 +25,7 @@ export function auditFromWire(e: AuditEvent): AuditRecord {
     epoch: num(e.epoch),
     cluster_id: e.clusterId,
     message: e.message,
-    evidence: e.evidence ?? null,
+    evidence: e.evidence ?? {},
   };
 }
 

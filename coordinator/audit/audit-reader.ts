@@ -5,8 +5,10 @@ import { DEFAULT_AUDIT_LIMIT, type AuditEvent, type AuditQuery } from "./audit-e
 export interface AuditReadResult {
   /** Matching events, oldest first (the newest `limit`). */
   readonly events: AuditEvent[];
-  /** Lines that were not audit events (e.g. a torn last line after a crash). */
+  /** Lines that are not JSON, other than a last line still being written. */
   readonly skippedLines: number;
+  /** How many *.jsonl files were read. */
+  readonly files: number;
 }
 
 /**
@@ -19,21 +21,24 @@ export async function readAuditEvents(dir: string, query: AuditQuery = {}): Prom
   try {
     files = (await readdir(dir)).filter((f) => f.endsWith(".jsonl")).sort();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { events: [], skippedLines: 0 };
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { events: [], skippedLines: 0, files: 0 };
     throw err;
   }
   const all: AuditEvent[] = [];
   let skippedLines = 0;
   for (const f of files) {
     const text = await readFile(path.join(dir, f), "utf8");
-    for (const line of text.split("\n")) {
-      if (line.trim() === "") continue;
+    const lines = text.split("\n");
+    lines.forEach((line, i) => {
+      if (line.trim() === "") return;
       const event = parseLine(line);
-      if (event) all.push(event);
-      else skippedLines++;
-    }
+      if (event === "not-json") {
+        // A last line without its newline is still being written: not an error.
+        if (i < lines.length - 1) skippedLines++;
+      } else if (event) all.push(event);
+    });
   }
-  return { events: filterAuditEvents(all, query), skippedLines };
+  return { events: filterAuditEvents(all, query), skippedLines, files: files.length };
 }
 
 /** Applies a query to events in file order; returns the newest `limit`, oldest first. */
@@ -52,20 +57,25 @@ export function filterAuditEvents(events: readonly AuditEvent[], query: AuditQue
   return sorted.slice(-limit);
 }
 
-function parseLine(line: string): AuditEvent | undefined {
+/** One line: an event, undefined for JSON that is no audit event (a plain log line), or "not-json". */
+export function parseLine(line: string): AuditEvent | undefined | "not-json" {
   let raw: unknown;
   try {
     raw = JSON.parse(line);
   } catch {
-    return undefined;
+    return "not-json";
   }
-  if (typeof raw !== "object" || raw === null) return undefined;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
   const r = raw as Record<string, unknown>;
-  if (typeof r.type !== "string" || typeof r.time !== "string" || Number.isNaN(Date.parse(r.time))) return undefined;
+  // ISO strings as we write them, or pino's epoch milliseconds.
+  const time = typeof r.time === "number" || typeof r.time === "string" ? new Date(r.time) : undefined;
+  if (typeof r.type !== "string" || r.type === "" || !time || Number.isNaN(time.getTime())) return undefined;
   const str = (k: string) => (typeof r[k] === "string" ? (r[k] as string) : "");
+  const epoch = typeof r.epoch === "number" ? r.epoch : typeof r.epoch === "string" && /^\d+$/.test(r.epoch) ? Number(r.epoch) : 0;
   return {
     id: str("id"),
-    time: r.time,
+    time: time.toISOString(),
+    // An event without a category belongs to its type's first segment (ha.failover.completed → ha).
     category: str("category") || r.type.split(".")[0]!,
     type: r.type,
     operator: str("operator"),
@@ -73,9 +83,10 @@ function parseLine(line: string): AuditEvent | undefined {
     request_id: str("request_id"),
     caller: str("caller"),
     node_id: str("node_id"),
-    epoch: typeof r.epoch === "number" && Number.isFinite(r.epoch) ? r.epoch : 0,
+    epoch: Number.isFinite(epoch) && epoch > 0 ? epoch : 0,
     cluster_id: str("cluster_id"),
-    message: str("message"),
+    // pino names its message field msg.
+    message: str("message") || str("msg"),
     evidence: typeof r.evidence === "object" && r.evidence !== null && !Array.isArray(r.evidence) ? (r.evidence as Record<string, unknown>) : {},
   };
 }

@@ -1,5 +1,5 @@
-import { formatDurationMs } from "../../core/duration.js";
 import { unknownReplication } from "../../core/model.js";
+import { replicationJson } from "../../rpc/health-json.js";
 import { HttpRouter } from "../../rpc/http-router.js";
 import { nodeById } from "../view/cluster-view.js";
 import type { Engine } from "./engine.js";
@@ -36,20 +36,7 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
     })
     .get("/v1/health/replication", () => {
       const { leader, node } = leaderNode();
-      const r = node?.report.replication ?? unknownReplication;
-      return {
-        json: {
-          holder_id: leader.holderId,
-          lag_status: r.lagStatus,
-          max_write_lag: formatDurationMs(r.maxWriteLagSeconds * 1000),
-          max_replay_lag: formatDurationMs(r.maxReplayLagSeconds * 1000),
-          max_write_lag_seconds: r.maxWriteLagSeconds,
-          max_replay_lag_seconds: r.maxReplayLagSeconds,
-          replicas: r.replicaCount,
-          sync_replicas: r.syncReplicaCount,
-          error: r.error,
-        },
-      };
+      return { json: { holder_id: leader.holderId, ...replicationJson(node?.report.replication ?? unknownReplication) } };
     })
     .get("/v1/health/split-brain", () => {
       const { finding, detectedAt } = engine.finding();

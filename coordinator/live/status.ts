@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GetStatusResponseSchema, NodeStatusSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import type { LeaderView } from "../../core/model.js";
 import { unknownReplication } from "../../core/model.js";
-import { lagToWire, leaderToWire, replicationToWire, roleToWire, ts } from "../../rpc/wire.js";
+import { leaderToWire, nodeStatusToWire, replicationToWire, ts } from "../../rpc/wire.js";
 import type { ClusterView, NodeState } from "../view/cluster-view.js";
 import { nodeById } from "../view/cluster-view.js";
 
@@ -14,23 +14,7 @@ export function roleText(n: NodeState | undefined): string {
 }
 
 export function nodeStatus(n: NodeState): MessageInitShape<typeof NodeStatusSchema> {
-  const r = n.report;
-  return {
-    nodeId: n.nodeId,
-    role: roleToWire(n.connected ? r.role : "disconnected"),
-    connected: n.connected,
-    sessionLockHeld: r.sessionLockHeld,
-    writeReady: r.writeReady,
-    epoch: BigInt(r.epoch),
-    priority: r.priority,
-    nofailover: r.nofailover,
-    lagStatus: lagToWire(r.localDatabase?.lagStatus ?? "unknown"),
-    replayLagSeconds: r.localDatabase?.replayLagSeconds ?? 0,
-    lastReportAt: ts(r.sentAt.getTime() > 0 ? r.sentAt : undefined),
-    endpoint: r.endpoint,
-    writeReadyReason: r.writeReadyReason,
-    lockDatabaseId: r.lockDatabaseId,
-  };
+  return nodeStatusToWire(n.report, n.connected);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseAuditLines, selectAudit } from "../../cli/ha-audit-files.js";
+import { filterAuditEvents, parseLine } from "../../coordinator/audit/audit-reader.js";
 import { auditText, type AuditRecord } from "../../cli/output/audit.js";
 
 const line = (o: Record<string, unknown>) => JSON.stringify(o);
@@ -7,30 +7,21 @@ const line = (o: Record<string, unknown>) => JSON.stringify(o);
 function event(type: string, time: string, extra: Partial<AuditRecord> = {}): AuditRecord {
   return {
     id: `${type}@${time}`, time, category: type.split(".")[0] ?? "", type, operator: "", reason: "", request_id: "", caller: "",
-    node_id: "", epoch: 0, cluster_id: "", message: "", evidence: null, ...extra,
+    node_id: "", epoch: 0, cluster_id: "", message: "", evidence: {}, ...extra,
   };
 }
 
 describe("reading the coordinator's audit lines", () => {
-  it("tolerates a line cut short by a writer and skips log lines, but counts broken lines in the middle", () => {
-    const text = [
-      line({ type: "ha.failover.completed", time: "2026-03-18T10:05:00.120Z", category: "ha", operator: "alice", epoch: 8 }),
-      "{not json",
-      line({ level: 30, msg: "coordinator started" }), // a plain log line: no type, skipped quietly
-      line({ type: "ha.split_brain.detected", time: 1773828000000, msg: "two lock holders" }),
-      '{"type":"ha.split_brain.recov',
-    ].join("\n");
-    const { records, bad } = parseAuditLines(text);
-    expect(records.map((r) => r.type)).toEqual(["ha.failover.completed", "ha.split_brain.detected"]);
-    expect(bad).toBe(1);
-    // pino's epoch-millisecond time and msg field are understood; the category comes from the type.
-    expect(records[1]).toMatchObject({ time: "2026-03-18T10:00:00.000Z", message: "two lock holders", category: "ha" });
-    expect(records[0]).toMatchObject({ operator: "alice", epoch: 8, evidence: null });
-  });
-
-  it("counts a broken last line when the file ends with a newline (it was written whole)", () => {
-    expect(parseAuditLines("{oops\n").bad).toBe(1);
-    expect(parseAuditLines("{oops").bad).toBe(0);
+  it("understands pino's epoch-millisecond time and msg field, takes the category from the type, and skips log lines", () => {
+    const first = parseLine(line({ type: "ha.failover.completed", time: "2026-03-18T10:05:00.120Z", category: "ha", operator: "alice", epoch: 8 }));
+    expect(first).toMatchObject({ operator: "alice", epoch: 8, evidence: {} });
+    expect(parseLine(line({ type: "ha.split_brain.detected", time: 1773828000000, msg: "two lock holders" }))).toMatchObject({
+      time: "2026-03-18T10:00:00.000Z",
+      message: "two lock holders",
+      category: "ha",
+    });
+    expect(parseLine(line({ level: 30, msg: "coordinator started" }))).toBeUndefined();
+    expect(parseLine("{not json")).toBe("not-json");
   });
 });
 
@@ -49,7 +40,7 @@ describe("selecting audit events", () => {
     { name: "since a time, inclusive", filter: { since: new Date("2026-03-18T11:00:00Z"), limit: 10 }, want: ["ha.split_brain.detected", "ha.split_brain.recovered"] },
     { name: "nothing for an unknown category", filter: { category: "db", limit: 10 }, want: [] },
   ])("$name", ({ filter, want }) => {
-    expect(selectAudit(events, filter).map((e) => e.type)).toEqual(want);
+    expect(filterAuditEvents(events, filter).map((e) => e.type)).toEqual(want);
   });
 });
 

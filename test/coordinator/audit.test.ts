@@ -53,12 +53,18 @@ describe("audit log: one JSON line per event, queried without a server", () => {
   it("skips a torn or foreign line instead of failing the query", async () => {
     await log.append({ type: "ha.leader.changed" });
     await appendFile(path.join(dir, "nested", AUDIT_FILE), '{"type": "ha.fail');
-    const r = await readAuditEvents(path.join(dir, "nested"));
-    expect(r.events).toHaveLength(1);
-    expect(r.skippedLines).toBe(1);
+    // A last line without its newline is one being written: skipped, not an error.
+    const torn = await readAuditEvents(path.join(dir, "nested"));
+    expect(torn.events).toHaveLength(1);
+    expect(torn.skippedLines).toBe(0);
+    await appendFile(path.join(dir, "nested", AUDIT_FILE), "\n");
+    await log.append({ type: "ha.leader.changed" });
+    const broken = await readAuditEvents(path.join(dir, "nested"));
+    expect(broken.events).toHaveLength(2);
+    expect(broken.skippedLines).toBe(1);
   });
 
   it("a directory that does not exist yet reads as empty", async () => {
-    expect(await readAuditEvents(path.join(dir, "missing"))).toEqual({ events: [], skippedLines: 0 });
+    expect(await readAuditEvents(path.join(dir, "missing"))).toEqual({ events: [], skippedLines: 0, files: 0 });
   });
 });

@@ -1,5 +1,5 @@
-import { formatDurationMs } from "../../core/duration.js";
-import type { NodeReport, ReplicationView } from "../../core/model.js";
+import { formatDurationMs } from "../core/duration.js";
+import type { NodeReport, ReplicationView } from "../core/model.js";
 
 /**
  * The JSON bodies of the /v1/health/* paths, with the runbooks' field names.
