@@ -10,6 +10,7 @@ import { serve, type RunningServer } from "../rpc/server.js";
 import { VERSION } from "../cli/version.js";
 import type { AgentConfig } from "./config.js";
 import { Elector } from "./election/elector.js";
+import { LockSession } from "./election/lock-session.js";
 import { buildReport, type ProbeResults } from "./node-report.js";
 import { LocalDatabaseProbe } from "./probes/local-database.js";
 import { ReplicationProbe } from "./probes/replication.js";
@@ -44,6 +45,23 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   } catch (err) {
     await side.close();
     throw toHaError(err, `cannot prepare the lock database (${target.hosts.join(",")})`);
+  }
+
+  // Refuse at once, with the reason, when the lock would mean nothing (a
+  // transaction-mode pooler); the election would otherwise retry forever.
+  try {
+    const probe = await LockSession.open({
+      target,
+      nodeId: config.nodeId,
+      clusterId: config.clusterId,
+      schema: config.schema,
+      connectTimeoutMs: config.connectTimeoutMs,
+      cancel: async () => undefined,
+    });
+    await probe.close();
+  } catch (err) {
+    await side.close();
+    throw err;
   }
 
   const thresholds = { warnSeconds: config.lagWarnSeconds, criticalSeconds: config.lagCriticalSeconds };
