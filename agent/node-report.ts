@@ -51,5 +51,6 @@ export function buildReport(
     databaseError: election.databaseError,
     version: extra.version,
     minSyncReplicas: config.minSyncReplicas,
+    held: election.held,
   };
 }

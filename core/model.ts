@@ -88,6 +88,8 @@ export interface NodeReport {
   readonly version: string;
   /** Sync replicas this node requires for Write-Ready. */
   readonly minSyncReplicas: number;
+  /** Ordered to hold: does not campaign until released, whatever its role. */
+  readonly held: boolean;
 }
 
 export type CommandAction =

@@ -176,6 +176,7 @@ export function reportToWire(r: Omit<NodeReport, "nodeId">): AgentReport {
     databaseError: r.databaseError,
     version: r.version,
     minSyncReplicas: r.minSyncReplicas,
+    held: r.held,
   });
 }
 
@@ -204,6 +205,7 @@ export function reportFromWire(nodeId: string, r: AgentReport): NodeReport {
     databaseError: r.databaseError,
     version: r.version,
     minSyncReplicas: r.minSyncReplicas,
+    held: r.held,
   };
 }
 

@@ -88,7 +88,10 @@ export class Elector extends EventEmitter<{ change: [] }> {
   }
 
   snapshot(): ElectionSnapshot {
-    const sessionLockHeld = this.term !== undefined && this.session?.alive === true;
+    // A claim of the lock is only as good as the lease: a leader that was
+    // paused must not report the lock in the instant before its fence fires.
+    const sessionLockHeld =
+      this.term !== undefined && this.session?.alive === true && this.clock.monotonicMs() - this.term.confirmedAtMs < this.config.leaseMs;
     return {
       role: roleOf({ term: this.term, sessionAlive: this.session?.alive === true, held: this.held, fenced: this.fenced }),
       term: this.term,
@@ -194,6 +197,8 @@ export class Elector extends EventEmitter<{ change: [] }> {
         cancel: (pid) => this.side.query("SELECT pg_cancel_backend($1)", [pid]).then(() => undefined),
       });
       this.log.info({ pid: this.session.pid }, "lock session connected");
+      // Fenced describes the lost term; a fresh session starts as a follower.
+      this.fenced = false;
       this.reconnectDelayMs = RECONNECT_MIN_MS;
       this.setDatabaseError("");
       this.emit("change");

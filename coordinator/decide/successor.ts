@@ -96,7 +96,7 @@ function ineligible(n: NodeState, view: ClusterView, rules: SuccessorRules, nowM
   if (r.nofailover) return "has nofailover set";
   if (!n.connected) return "is disconnected";
   if (!isFresh(n, rules, nowMs)) return `has not reported for ${Math.round(nowMs - n.lastReportMs)}ms`;
-  if (r.role === "held" && !options.allowHeld) return "is held";
+  if (r.held && !options.allowHeld) return "is held";
   if (r.role === "disconnected" || r.databaseError !== "") return `cannot reach the lock database${r.databaseError ? ` (${r.databaseError})` : ""}`;
   if (r.role === "fenced") return "is fenced";
   if (r.sessionLockHeld) return "already holds the lock";

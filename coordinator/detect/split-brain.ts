@@ -155,7 +155,7 @@ function concurrentClaimants(claimants: readonly NodeState[]): NodeState[] {
  * the old primary still runs.
  */
 function writablePrimaries(view: ClusterView, timing: DetectTiming, nowMs: number): string[] {
-  const active = view.nodes.filter((n) => isFresh(n, timing, nowMs) && n.report.role !== "held");
+  const active = view.nodes.filter((n) => isFresh(n, timing, nowMs) && !n.report.held);
   const byLock = new Map<string, string[]>();
   const byLocal = new Map<string, string[]>();
   for (const n of active) {

@@ -99,7 +99,7 @@ export class Engine {
   /** Called for every applied report. */
   onReport(nodeId: string, material: boolean): void {
     const node = this.deps.sessions.node(nodeId);
-    if (this.reconcileHold && node && node.report.role !== "held" && !node.report.sessionLockHeld && !this.holdSent.has(nodeId)) {
+    if (this.reconcileHold && node && !node.report.held && !node.report.sessionLockHeld && !this.holdSent.has(nodeId)) {
       this.holdSent.add(nodeId);
       this.command(nodeId, { kind: "hold" }, "manual-reconcile in effect: do not campaign until a failover names a node");
     }

@@ -193,7 +193,7 @@ async function resign(ctx: OperationContext, leader: LeaderView, force: boolean)
 
 /** After manual-reconcile, the nodes not chosen go back to the normal campaign loop. */
 function releaseHeld(ctx: OperationContext, leaderId: string, epoch: number): string[] {
-  const held = ctx.sessions.nodes().filter((n) => n.connected && n.nodeId !== leaderId && n.report.role === "held");
+  const held = ctx.sessions.nodes().filter((n) => n.connected && n.nodeId !== leaderId && n.report.held);
   // The guard epoch is the new term's: the nodes' last reports may predate it.
   for (const n of held) ctx.engine.command(n.nodeId, { kind: "release" }, "manual-reconcile ended by a failover", epoch);
   return held.map((n) => n.nodeId);

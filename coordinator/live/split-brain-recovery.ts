@@ -59,81 +59,94 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
   await ctx.engine.releaseDesignation("split-brain recovery");
 
   const stale = view.nodes.filter((n) => n.nodeId !== target && n.connected && claimsAuthority(n.report));
-  const resigned = await resignAll(ctx, stale, req.force, "promote-leader: a stale leader resigns and holds");
-  log.info({ request_id: requestId, target, resigned }, "promote-leader: stale claimants resigned");
-
-  // Stale records in the coordinator's database.
-  const db = await truth.refresh();
-  const targetNode = sessions.node(target)!;
-  const targetHere = onDatabase(targetNode.report.lockDatabaseId, db.identity) !== false;
-  const keepEpoch = targetHere && targetNode.report.sessionLockHeld ? targetNode.report.epoch : -1;
-  const cleared: string[] = [];
-  if (db.reachable) {
-    if (req.force) {
-      for (const h of db.lockHolders) if (h.applicationName !== target) cleared.push(...(await truth.terminateLockSession(h.applicationName)).map((p) => `terminated pid ${p} (${h.applicationName})`));
-    }
-    for (const e of db.unclosedEpochs) {
-      if (e.holderId === target && e.epoch === keepEpoch) continue;
-      await closeEpoch(ctx.pool, ctx.schema, policy.clusterId, e.holderId, e.epoch, "superseded");
-      cleared.push(`closed epoch ${e.epoch} of ${e.holderId}`);
-    }
-    const holder = db.leadership.holderId;
-    if (holder && holder !== target) {
-      const r = await ctx.pool.query(`UPDATE ${ctx.schema.q("leadership_state")} SET holder_id = NULL WHERE cluster_id = $1 AND holder_id = $2`, [policy.clusterId, holder]);
-      if ((r.rowCount ?? 0) > 0) cleared.push(`cleared leadership_state.holder_id = ${holder}`);
-    }
+  // Hold everyone else first: the lock the stale leaders give up is the
+  // target's, not the next follower's that happens to try it.
+  const bystanders = view.nodes.filter((n) => n.nodeId !== target && n.connected && !claimsAuthority(n.report) && !n.report.held);
+  await holdAll(ctx, bystanders, "promote-leader: hold while the correct leader is confirmed");
+  try {
+    return await confirmTarget();
+  } finally {
+    const epoch = truth.latest()?.leadership.epoch;
+    for (const n of bystanders) ctx.engine.command(n.nodeId, { kind: "release" }, "promote-leader finished", epoch);
   }
 
-  // Confirm the correct leader; if its term did not survive, it takes a new one.
-  const after = await truth.refresh();
-  view = ctx.engine.view();
-  const consistent = () => {
-    const n = sessions.node(target);
-    if (!n || !n.connected || !n.report.sessionLockHeld || n.report.epoch === 0) return false;
-    const d = truth.latest();
-    if (targetHere && d?.reachable) {
-      return d.leadership.holderId === target && d.leadership.epoch === n.report.epoch && d.lockHolders.some((h) => h.applicationName === target);
+  async function confirmTarget(): Promise<RecoveryResult> {
+    const resigned = await resignAll(ctx, stale, req.force, "promote-leader: a stale leader resigns and holds");
+    log.info({ request_id: requestId, target, resigned }, "promote-leader: stale claimants resigned");
+
+    // Stale records in the coordinator's database.
+    const db = await truth.refresh();
+    const targetNode = sessions.node(target)!;
+    const targetHere = onDatabase(targetNode.report.lockDatabaseId, db.identity) !== false;
+    const keepEpoch = targetHere && targetNode.report.sessionLockHeld ? targetNode.report.epoch : -1;
+    const cleared: string[] = [];
+    if (db.reachable) {
+      if (req.force) {
+        for (const h of db.lockHolders) if (h.applicationName !== target) cleared.push(...(await truth.terminateLockSession(h.applicationName)).map((p) => `terminated pid ${p} (${h.applicationName})`));
+      }
+      for (const e of db.unclosedEpochs) {
+        if (e.holderId === target && e.epoch === keepEpoch) continue;
+        await closeEpoch(ctx.pool, ctx.schema, policy.clusterId, e.holderId, e.epoch, "superseded");
+        cleared.push(`closed epoch ${e.epoch} of ${e.holderId}`);
+      }
+      const holder = db.leadership.holderId;
+      if (holder && holder !== target) {
+        const r = await ctx.pool.query(`UPDATE ${ctx.schema.q("leadership_state")} SET holder_id = NULL WHERE cluster_id = $1 AND holder_id = $2`, [policy.clusterId, holder]);
+        if ((r.rowCount ?? 0) > 0) cleared.push(`cleared leadership_state.holder_id = ${holder}`);
+      }
     }
-    return n.report.observedLeader.holderId === target && n.report.observedLeader.epoch === n.report.epoch;
-  };
-  let bumped = false;
-  if (!consistent()) {
-    bumped = true;
-    const floor = Math.max(highestEpochKnown(view), after.leadership.epoch);
-    const n = sessions.node(target)!;
-    if (n.report.sessionLockHeld) {
-      await sessions.send(target, { kind: "resign", hold: false }, "promote-leader: re-open a clean term", { timeoutMs: policy.commandTimeoutMs, epoch: n.report.epoch }).catch(() => undefined);
+
+    // Confirm the correct leader; if its term did not survive, it takes a new one.
+    const after = await truth.refresh();
+    view = ctx.engine.view();
+    const consistent = () => {
+      const n = sessions.node(target);
+      if (!n || !n.connected || !n.report.sessionLockHeld || n.report.epoch === 0) return false;
+      const d = truth.latest();
+      if (targetHere && d?.reachable) {
+        return d.leadership.holderId === target && d.leadership.epoch === n.report.epoch && d.lockHolders.some((h) => h.applicationName === target);
+      }
+      return n.report.observedLeader.holderId === target && n.report.observedLeader.epoch === n.report.epoch;
+    };
+    let bumped = false;
+    if (!consistent()) {
+      bumped = true;
+      const floor = Math.max(highestEpochKnown(view), after.leadership.epoch);
+      const n = sessions.node(target)!;
+      if (n.report.sessionLockHeld) {
+        await sessions.send(target, { kind: "resign", hold: false }, "promote-leader: re-open a clean term", { timeoutMs: policy.commandTimeoutMs, epoch: n.report.epoch }).catch(() => undefined);
+      }
+      const o = await sessions
+        .send(target, { kind: "campaign", epochFloor: floor, waitMs: policy.operationTimeoutMs }, `promote-leader by ${req.operator}: ${req.reason}`, {
+          timeoutMs: policy.operationTimeoutMs + policy.commandTimeoutMs,
+        })
+        .catch((err: unknown) => ({ result: "failed" as const, message: describeError(err) }));
+      if (o.result !== "done") {
+        const message = `${target} could not take a new term: ${o.message}`;
+        await ctx.audit.append({ ...audit, type: AuditType.SplitBrainRecovered, node_id: target, message: `promote-leader failed: ${message}` });
+        throw failedPrecondition(message);
+      }
     }
-    const o = await sessions
-      .send(target, { kind: "campaign", epochFloor: floor, waitMs: policy.operationTimeoutMs }, `promote-leader by ${req.operator}: ${req.reason}`, {
-        timeoutMs: policy.operationTimeoutMs + policy.commandTimeoutMs,
-      })
-      .catch((err: unknown) => ({ result: "failed" as const, message: describeError(err) }));
-    if (o.result !== "done") {
-      const message = `${target} could not take a new term: ${o.message}`;
-      await ctx.audit.append({ ...audit, type: AuditType.SplitBrainRecovered, node_id: target, message: `promote-leader failed: ${message}` });
-      throw failedPrecondition(message);
-    }
+    await waitFor(() => consistent() || undefined, { timeoutMs: policy.operationTimeoutMs, intervalMs: 5, what: `${target} to hold a term the database agrees with` }).catch((err: unknown) => {
+      throw new HaError(ErrorCode.DeadlineExceeded, `promote-leader incomplete: ${describeError(err)}`);
+    });
+    const epoch = sessions.node(target)!.report.epoch;
+    const writeReady = sessions.node(target)!.report.writeReady;
+    ctx.engine.counters.failovers.recovery++;
+    ctx.engine.reconcileHold = false;
+    const head = resigned.length > 0 ? `stale leader${resigned.length > 1 ? "s" : ""} resigned` : cleared.length > 0 ? "stale records cleared" : "no stale leader found";
+    const message = `${head}; ${target} confirmed as leader for epoch ${epoch}${writeReady ? "" : " (not Write-Ready yet)"}`;
+    const recoveredAt = clock.now();
+    await ctx.audit.append({
+      ...audit,
+      type: AuditType.SplitBrainRecovered,
+      node_id: target,
+      epoch,
+      message,
+      evidence: { strategy: "promote-leader", resigned_nodes: resigned, cleared, new_term: bumped, forced: req.force },
+    });
+    return { strategy: "promote-leader", recoveredAt, message, leaderId: target, epoch, resignedNodes: resigned, requestId };
   }
-  await waitFor(() => consistent() || undefined, { timeoutMs: policy.operationTimeoutMs, intervalMs: 5, what: `${target} to hold a term the database agrees with` }).catch((err: unknown) => {
-    throw new HaError(ErrorCode.DeadlineExceeded, `promote-leader incomplete: ${describeError(err)}`);
-  });
-  const epoch = sessions.node(target)!.report.epoch;
-  const writeReady = sessions.node(target)!.report.writeReady;
-  ctx.engine.counters.failovers.recovery++;
-  ctx.engine.reconcileHold = false;
-  const head = resigned.length > 0 ? `stale leader${resigned.length > 1 ? "s" : ""} resigned` : cleared.length > 0 ? "stale records cleared" : "no stale leader found";
-  const message = `${head}; ${target} confirmed as leader for epoch ${epoch}${writeReady ? "" : " (not Write-Ready yet)"}`;
-  const recoveredAt = clock.now();
-  await ctx.audit.append({
-    ...audit,
-    type: AuditType.SplitBrainRecovered,
-    node_id: target,
-    epoch,
-    message,
-    evidence: { strategy: "promote-leader", resigned_nodes: resigned, cleared, new_term: bumped, forced: req.force },
-  });
-  return { strategy: "promote-leader", recoveredAt, message, leaderId: target, epoch, resignedNodes: resigned, requestId };
 }
 
 /** manual-reconcile: everyone resigns and holds; nobody campaigns until a failover names a node. */
@@ -147,14 +160,10 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
   const connected = view.nodes.filter((n) => n.connected);
   const claimants = connected.filter((n) => claimsAuthority(n.report));
   const others = connected.filter((n) => !claimsAuthority(n.report));
+  // Hold the others before any claimant resigns, so none of them takes the
+  // lock the claimants give up.
+  await holdAll(ctx, others, "manual-reconcile: hold");
   const resigned = await resignAll(ctx, claimants, req.force, "manual-reconcile: resign and hold");
-  await Promise.all(
-    others.map((n) =>
-      ctx.sessions.send(n.nodeId, { kind: "hold" }, "manual-reconcile: hold", { timeoutMs: policy.commandTimeoutMs }).catch((err: unknown) => {
-        ctx.log.warn({ node_id: n.nodeId, err: describeError(err) }, "hold failed");
-      }),
-    ),
-  );
   const db = await truth.refresh();
   const cleared: string[] = [];
   if (db.reachable) {
@@ -171,7 +180,11 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
       }
     }
   }
-  void truth.refresh();
+  const final = await truth.refresh();
+  if (final.reachable && final.lockHolders.length > 0) {
+    const holders = final.lockHolders.map((h) => h.applicationName).join(", ");
+    throw failedPrecondition(`manual-reconcile incomplete: ${holders} still holds the lock; retry, or add --force to end its lock session`);
+  }
   const message = `elector state reset; ${connected.length === 2 ? "both" : "all"} nodes in standby mode; trigger failover manually`;
   const recoveredAt = clock.now();
   await ctx.audit.append({
@@ -184,6 +197,20 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
     evidence: { strategy: "manual-reconcile", resigned_nodes: resigned, held_nodes: connected.map((n) => n.nodeId), cleared, forced: req.force },
   });
   return { strategy: "manual-reconcile", recoveredAt, message, leaderId: "", epoch: 0, resignedNodes: resigned, requestId };
+}
+
+/** Orders each node to hold; any refusal or silence fails the operation, changing nothing further. */
+async function holdAll(ctx: OperationContext, nodes: readonly NodeState[], reason: string): Promise<void> {
+  const failures = await Promise.all(
+    nodes.map((n) =>
+      ctx.sessions.send(n.nodeId, { kind: "hold" }, reason, { timeoutMs: ctx.policy.commandTimeoutMs }).then(
+        (o) => (o.result === "done" ? undefined : `${n.nodeId} did not hold (${o.result}: ${o.message})`),
+        (err: unknown) => `${n.nodeId} did not hold (${describeError(err)})`,
+      ),
+    ),
+  );
+  const errors = failures.filter((f): f is string => f !== undefined);
+  if (errors.length > 0) throw failedPrecondition(`${errors.join("; ")}; nothing was resigned, retry`);
 }
 
 /**

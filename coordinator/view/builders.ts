@@ -55,6 +55,7 @@ export function report(nodeId: string, overrides: Partial<NodeReport> = {}): Nod
     databaseError: "",
     version: "test",
     minSyncReplicas: 0,
+    held: overrides.role === "held",
     ...overrides,
   };
 }

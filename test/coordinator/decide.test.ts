@@ -149,7 +149,7 @@ describe("decide: one HA cycle as decisions with a kind and a reason", () => {
 
   it("held nodes are never chosen automatically", () => {
     const v = leaderCrashed();
-    const held = { ...v, nodes: v.nodes.map((n) => (n.nodeId === "cp-node-2" ? { ...n, report: { ...n.report, role: "held" as const } } : n)) };
+    const held = { ...v, nodes: v.nodes.map((n) => (n.nodeId === "cp-node-2" ? { ...n, report: { ...n.report, role: "held" as const, held: true } } : n)) };
     expect(decide(held, policy, NOW)[0]).toMatchObject({ kind: "campaign", nodeId: "cp-node-3" });
   });
 

@@ -161,6 +161,7 @@ export class ScriptedAgent {
       databaseError: "",
       version: "scripted",
       minSyncReplicas: 0,
+      held: this.role === "held",
       ...this.overrides,
     };
     this.write({ message: { case: "report", value: reportToWire(report) } });
