@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from "../core/clock.js";
 import { describeError, toHaError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
-import { unknownReplication, type NodeReport } from "../core/model.js";
+import { noLeader, unknownReplication, type NodeReport } from "../core/model.js";
 import { parseDatabaseUrl } from "../db/connect.js";
 import { readDatabaseIdentity } from "../db/leadership.js";
 import { migrate } from "../db/migrations.js";
@@ -17,8 +17,8 @@ import { ReplicationProbe } from "./probes/replication.js";
 import { ReportStream } from "./report-stream.js";
 import { agentAdminService } from "./serve/admin-service.js";
 import { agentHttpRoutes } from "./serve/http-routes.js";
-import { LeaderFeed } from "./serve/leader-feed.js";
-import { leaderServiceFor } from "./serve/leader-service.js";
+import { LeaderEventLog, leaderChange } from "../core/leader-event-log.js";
+import { leaderServiceFor } from "../rpc/leader-service.js";
 
 export interface RunningAgent {
   /** http://host:port of the node's gRPC and HTTP endpoints. */
@@ -74,7 +74,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     : undefined;
   const localProbe = local ? new LocalDatabaseProbe(local, thresholds) : undefined;
   const elector = new Elector(config, target, side, clock, log.child({ component: "election" }));
-  const leaders = new LeaderFeed();
+  const leaders = new LeaderEventLog(noLeader, () => clock.now());
 
   let probes: ProbeResults = { replication: unknownReplication, localDatabase: undefined, lockDatabaseId: "", lockDatabaseWritable: false };
   let sequence = 0;
@@ -96,8 +96,9 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     : undefined;
 
   const onChange = () => {
-    const r = report();
-    leaders.update(r.observedLeader, r.sentAt);
+    const next = report().observedLeader;
+    const change = leaderChange(leaders.leader, next);
+    if (change) leaders.publish(change.kind, next, change.message);
     stream?.notifyChange();
   };
   elector.on("change", onChange);
@@ -137,7 +138,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       log,
       http: agentHttpRoutes(report),
       services: [
-        leaderServiceFor(leaders, () => clock.now()),
+        leaderServiceFor(leaders, { now: () => clock.now() }),
         agentAdminService({ nodeId: config.nodeId, coordinatorUrl: config.coordinatorUrl, minSyncReplicas: config.minSyncReplicas, report, log }),
       ],
     });
@@ -148,7 +149,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     throw toHaError(err, `cannot listen on ${config.listenHost}:${config.listenPort}`);
   }
 
-  leaders.update(report().observedLeader, clock.now());
+  onChange();
   elector.start();
   stream?.start();
   log.info(

@@ -11,7 +11,7 @@ import { makePolicy, type CoordinatorPolicy } from "./config.js";
 import { createTruthPool, DatabaseTruthPoller } from "./live/db-truth.js";
 import { Engine } from "./live/engine.js";
 import { coordinatorRoutes } from "./live/http-routes.js";
-import { LeaderEventLog } from "./live/leader-events.js";
+import { LeaderEventLog } from "../core/leader-event-log.js";
 import { NodeSessions } from "./live/node-sessions.js";
 import type { OperationContext } from "./live/operation-context.js";
 import { coordinatorServices } from "./live/services.js";

@@ -13,6 +13,18 @@ export interface CallContext {
   readonly signal: AbortSignal;
 }
 
+/**
+ * A response message already encoded, so that one event sent to many
+ * watchers is serialized once rather than once per stream.
+ */
+export class Encoded {
+  private constructor(readonly bytes: Buffer) {}
+
+  static of<D extends DescMessage>(schema: D, value: MessageInitShape<D>): Encoded {
+    return new Encoded(Buffer.from(toBinary(schema, create(schema, value))));
+  }
+}
+
 type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
@@ -20,7 +32,7 @@ type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
 type ServerStreamHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
-) => AsyncIterable<MessageInitShape<O>>;
+) => AsyncIterable<MessageInitShape<O> | Encoded>;
 type BidiHandler<I extends DescMessage, O extends DescMessage> = (
   requests: AsyncIterable<MessageShape<I>>,
   ctx: CallContext,
@@ -66,7 +78,8 @@ export function methodDefinition(service: DescService, method: DescMethod): grpc
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: (value: unknown) => Buffer.from(toBinary(input, value as MessageShape<DescMessage>)),
     requestDeserialize: (bytes: Buffer) => fromBinary(input, bytes),
-    responseSerialize: (value: unknown) => Buffer.from(toBinary(output, create(output, value as MessageInitShape<DescMessage>))),
+    responseSerialize: (value: unknown) =>
+      value instanceof Encoded ? value.bytes : Buffer.from(toBinary(output, create(output, value as MessageInitShape<DescMessage>))),
     responseDeserialize: (bytes: Buffer) => fromBinary(output, bytes),
   };
 }

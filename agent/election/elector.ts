@@ -142,12 +142,13 @@ export class Elector extends EventEmitter<{ change: [] }> {
     clearTimeout(this.fenceTimer);
     if (this.term && this.session?.alive) {
       const epoch = this.term.epoch;
+      this.term = undefined;
+      this.emit("change");
       await this.session.resign(epoch).then(
         () => this.log.info({ epoch }, `resigned epoch ${epoch} on shutdown`),
         (err: unknown) => this.log.warn({ epoch, err: describeError(err) }, "could not resign on shutdown; the lock ends with the session"),
       );
     }
-    this.term = undefined;
     for (const q of this.queue.splice(0)) q.done(outcome(q.command, "failed", "agent is stopping"));
     this.standing?.done(outcome(this.standing.command, "failed", "agent is stopping"));
     await this.session?.close();
@@ -394,10 +395,20 @@ export class Elector extends EventEmitter<{ change: [] }> {
   }
 
   private async resign(session: LockSession, term: Term): Promise<Date> {
-    const at = await session.resign(term.epoch);
+    // Stop claiming write authority before the lock can pass to anyone else.
     this.term = undefined;
     this.fenced = false;
     clearTimeout(this.fenceTimer);
+    this.emit("change");
+    let at: Date;
+    try {
+      at = await session.resign(term.epoch);
+    } catch (err) {
+      // The term is gone either way; ending the session frees the lock.
+      this.session = undefined;
+      void session.close();
+      throw err;
+    }
     // Stay out of the race briefly so the successor the coordinator chose wins.
     this.quietUntilMs = this.clock.monotonicMs() + Math.max(1_000, 5 * this.config.campaignIntervalMs);
     this.observed = { ...this.observed, holderId: "", writeReady: false };

@@ -9,7 +9,7 @@ import { decide, type Decision } from "../decide/decide.js";
 import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
 import { highestEpochKnown, leaderOf, type ClusterView, type Designation } from "../view/cluster-view.js";
 import type { DatabaseTruthPoller } from "./db-truth.js";
-import type { LeaderEventLog } from "./leader-events.js";
+import { leaderChange, type LeaderEventLog } from "../../core/leader-event-log.js";
 import type { NodeSessions } from "./node-sessions.js";
 
 export interface EngineDeps {
@@ -189,23 +189,16 @@ export class Engine {
     if (next.holderId === "") this.leaderlessSinceMs ??= now;
     else this.leaderlessSinceMs = undefined;
     const prev = this.deps.events.leader;
-    if (prev.holderId === next.holderId && prev.epoch === next.epoch) {
-      if (prev.writeReady !== next.writeReady) {
-        this.deps.events.publish("write_ready_changed", next, `${next.holderId} Write-Ready ${next.writeReady}`);
-      }
-      return;
-    }
-    if (next.holderId === "") {
-      if (prev.holderId === "") return; // epoch bookkeeping only; nobody leads either way
-      this.deps.events.publish("leader_lost", next, `${prev.holderId} no longer holds write authority (epoch ${prev.epoch})`);
+    const change = leaderChange(prev, next);
+    if (!change) return;
+    this.deps.events.publish(change.kind, next, change.message);
+    if (change.kind === "leader_lost") {
       this.deps.log.warn({ previous: prev.holderId, epoch: prev.epoch }, "leader lost");
       this.auditLater({ type: AuditType.LeaderLost, node_id: prev.holderId, epoch: prev.epoch, message: `${prev.holderId} no longer holds write authority` });
-      return;
+    } else if (change.kind === "leader_changed") {
+      this.deps.log.info({ holder_id: next.holderId, epoch: next.epoch, previous: prev.holderId }, "leader changed");
+      this.auditLater({ type: AuditType.LeaderChanged, node_id: next.holderId, epoch: next.epoch, message: change.message, evidence: { previous_holder: prev.holderId, previous_epoch: prev.epoch } });
     }
-    const message = `${next.holderId} holds epoch ${next.epoch}${prev.holderId ? ` (was ${prev.holderId}, epoch ${prev.epoch})` : ""}`;
-    this.deps.events.publish("leader_changed", next, message);
-    this.deps.log.info({ holder_id: next.holderId, epoch: next.epoch, previous: prev.holderId }, "leader changed");
-    this.auditLater({ type: AuditType.LeaderChanged, node_id: next.holderId, epoch: next.epoch, message, evidence: { previous_holder: prev.holderId, previous_epoch: prev.epoch } });
   }
 
   private scheduleDecisions(): void {

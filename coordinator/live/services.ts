@@ -1,14 +1,14 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { HaAdminService, RecoveryStrategy, type AuditEventSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { AgentService } from "../../gen/autonomy/ha/v1/agent_pb.js";
-import { LeaderEventKind, LeaderService } from "../../gen/autonomy/ha/v1/leader_pb.js";
 import { ErrorCode, HaError, invalidArgument } from "../../core/errors.js";
 import { CALLER_HEADER, FORWARDED_BY_HEADER } from "../../core/metadata.js";
 import { readEpochs } from "../../db/leadership.js";
 import { date, leaderToWire, ts } from "../../rpc/wire.js";
 import { registration, type CallContext, type ServiceRegistration } from "../../rpc/service-adapter.js";
 import { AuditType, type AuditEvent } from "../audit/audit-event.js";
-import type { LeaderEvent, LeaderEventLog } from "./leader-events.js";
+import type { LeaderEventLog } from "../../core/leader-event-log.js";
+import { leaderServiceFor } from "../../rpc/leader-service.js";
 import { checkCluster, requireRequester, type OperationContext } from "./operation-context.js";
 import { plannedFailover } from "./planned-failover.js";
 import { recoverSplitBrain, type RecoveryStrategy as Strategy } from "./split-brain-recovery.js";
@@ -19,19 +19,6 @@ export function callerOf(ctx: CallContext): string {
   const who = ctx.metadata.get(CALLER_HEADER)?.slice(0, 200) || "unknown";
   const via = ctx.metadata.get(FORWARDED_BY_HEADER);
   return `${who}${via ? ` via ${via.slice(0, 100)}` : ""} (${ctx.peer})`;
-}
-
-const kinds: Record<LeaderEvent["kind"], LeaderEventKind> = {
-  snapshot: LeaderEventKind.SNAPSHOT,
-  leader_changed: LeaderEventKind.LEADER_CHANGED,
-  write_ready_changed: LeaderEventKind.WRITE_READY_CHANGED,
-  leader_lost: LeaderEventKind.LEADER_LOST,
-  split_brain_detected: LeaderEventKind.SPLIT_BRAIN_DETECTED,
-  split_brain_resolved: LeaderEventKind.SPLIT_BRAIN_RESOLVED,
-};
-
-export function leaderEventToWire(e: LeaderEvent) {
-  return { revision: BigInt(e.revision), kind: kinds[e.kind], leader: leaderToWire(e.leader), at: ts(e.at), message: e.message };
 }
 
 function auditToWire(e: AuditEvent): MessageInitShape<typeof AuditEventSchema> {
@@ -62,22 +49,10 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
   const { engine, policy, clock, audit } = ctx;
   const agent = registration(AgentService, { connect: (requests, call) => ctx.sessions.connect(requests, call) });
 
-  const leader = registration(LeaderService, {
-    getLeader: async (req) => {
-      checkCluster(req.clusterId, policy);
-      return { leader: leaderToWire(events.leader), revision: BigInt(events.lastRevision), observedAt: ts(clock.now()) };
-    },
-    watchLeader: (req, call) => {
-      checkCluster(req.clusterId, policy);
-      return (async function* () {
-        watchers.count++;
-        try {
-          for await (const e of events.watch(call.signal)) yield leaderEventToWire(e);
-        } finally {
-          watchers.count--;
-        }
-      })();
-    },
+  const leader = leaderServiceFor(events, {
+    now: () => clock.now(),
+    checkCluster: (clusterId) => checkCluster(clusterId, policy),
+    onWatcher: (delta) => (watchers.count += delta),
   });
 
   const admin = registration(HaAdminService, {

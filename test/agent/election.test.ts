@@ -60,8 +60,12 @@ describe("advisory-lock election with epochs", () => {
     const rows = await epochs();
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ epoch: "1", holder_id: leader.nodeId, resigned_at: null });
+    // Followers learn the holder from leadership_state on their next observation.
     for (const a of agents) {
-      const health = await a.leader();
+      const health = await waitFor(async () => {
+        const h = await a.leader();
+        return h?.holder_id === leader.nodeId ? h : undefined;
+      }, { timeoutMs: 5_000, what: `${a.nodeId} to observe the leader` });
       expect(health).toMatchObject({ holder_id: leader.nodeId, current_epoch: 1, session_lock_held: a === leader });
     }
     const followers = agents.filter((a) => a !== leader);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { noLeader } from "../../core/model.js";
-import { LeaderEventLog, type LeaderEvent } from "../../coordinator/live/leader-events.js";
+import { LeaderEventLog, type LeaderEvent } from "../../core/leader-event-log.js";
 
 const leader = (holderId: string, epoch: number) => ({ ...noLeader, holderId, epoch });
 

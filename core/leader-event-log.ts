@@ -1,4 +1,4 @@
-import type { LeaderView } from "../../core/model.js";
+import type { LeaderView } from "./model.js";
 
 export type LeaderEventKind = "snapshot" | "leader_changed" | "write_ready_changed" | "leader_lost" | "split_brain_detected" | "split_brain_resolved";
 
@@ -85,4 +85,28 @@ export class LeaderEventLog {
   snapshot(): LeaderEvent {
     return { revision: this.revision, kind: "snapshot", leader: this.current, at: this.now(), message: "current leader" };
   }
+}
+
+/**
+ * What changed between two leader views, as a leader-stream event: a new
+ * holder or epoch, the loss of the leader, or the holder's Write-Ready
+ * flipping. Undefined when nothing a watcher cares about changed.
+ */
+export function leaderChange(
+  prev: LeaderView,
+  next: LeaderView,
+): { kind: "leader_changed" | "leader_lost" | "write_ready_changed"; message: string } | undefined {
+  if (prev.holderId === next.holderId && prev.epoch === next.epoch) {
+    if (prev.writeReady === next.writeReady) return undefined;
+    return { kind: "write_ready_changed", message: `${next.holderId} Write-Ready ${next.writeReady}` };
+  }
+  if (next.holderId === "") {
+    // Epoch bookkeeping only when nobody led before either.
+    if (prev.holderId === "") return undefined;
+    return { kind: "leader_lost", message: `${prev.holderId} no longer holds write authority (epoch ${prev.epoch})` };
+  }
+  return {
+    kind: "leader_changed",
+    message: `${next.holderId} holds epoch ${next.epoch}${prev.holderId ? ` (was ${prev.holderId}, epoch ${prev.epoch})` : ""}`,
+  };
 }
