@@ -1,6 +1,10 @@
 import os from "node:os";
 import { agentCrashBench } from "./agent-crash.js";
+import { agentLoadBench } from "./agent-load.js";
+import { plannedFailoverBench } from "./planned-failover.js";
+import { splitBrainBench } from "./split-brain.js";
 import { table, type BenchResult } from "./stats.js";
+import { watchFanoutBench } from "./watch-fanout.js";
 import { findPgBinaries } from "../pgcluster/index.js";
 import { VERSION } from "../cli/version.js";
 
@@ -8,11 +12,34 @@ import { VERSION } from "../cli/version.js";
  * `npm run bench`: the speed figures of SPEC §7, printed as a table and as
  * JSON with the machine, versions and settings. Speed lives here, never in
  * the tests.
+ *
+ * BENCH_ROUNDS (default 10) sets the rounds of the per-event benchmarks;
+ * BENCH_ONLY=crash,split-brain,failover,load,fanout runs a subset;
+ * BENCH_AGENTS, BENCH_LOAD_SECONDS, BENCH_WATCHERS and BENCH_FANOUT_CHANGES
+ * size the two load benchmarks.
  */
-const rounds = Number(process.env.BENCH_ROUNDS ?? 10);
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const rounds = env("BENCH_ROUNDS", 10);
+const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim());
+const load = { agents: env("BENCH_AGENTS", 1000), seconds: env("BENCH_LOAD_SECONDS", 20), intervalMs: 200, transports: 8 };
+const fanout = { streams: env("BENCH_WATCHERS", 10_000), processes: 2, transports: 5, changes: env("BENCH_FANOUT_CHANGES", 3) };
+
+const benches: [string, () => Promise<BenchResult | BenchResult[]>][] = [
+  ["crash", async () => [await agentCrashBench(rounds, true), await agentCrashBench(rounds, false)]],
+  ["split-brain", () => splitBrainBench(rounds)],
+  ["failover", () => plannedFailoverBench(rounds)],
+  // The two load benchmarks last: they saturate the machine for a while.
+  ["load", () => agentLoadBench(load)],
+  ["fanout", () => watchFanoutBench(fanout)],
+];
+
 const results: BenchResult[] = [];
-results.push(await agentCrashBench(rounds, true));
-results.push(await agentCrashBench(rounds, false));
+const started = performance.now();
+for (const [name, run] of benches) {
+  if (only && !only.includes(name)) continue;
+  process.stderr.write(`bench: ${name}…\n`);
+  results.push(...[await run()].flat());
+}
 
 const machine = {
   cpus: os.cpus().length,
@@ -23,5 +50,6 @@ const machine = {
   autonomy: VERSION,
   date: new Date().toISOString(),
 };
+const settings = { rounds, only: only ?? "all", load, fanout, seconds: Math.round((performance.now() - started) / 1000) };
 process.stdout.write(`\n${table(results)}\n\n`);
-process.stdout.write(`${JSON.stringify({ machine, results }, null, 2)}\n`);
+process.stdout.write(`${JSON.stringify({ machine, settings, results }, null, 2)}\n`);
