@@ -50,10 +50,15 @@ export class LeaderEventLog {
     return event;
   }
 
-  /** The current state, then every event after it, until `signal` aborts. */
-  async *watch(signal: AbortSignal): AsyncGenerator<LeaderEvent> {
+  /**
+   * The current state, then every event after it, until `signal` aborts.
+   * `as` converts each event on the way out (one async hop per message, not two).
+   */
+  watch(signal: AbortSignal): AsyncGenerator<LeaderEvent>;
+  watch<T>(signal: AbortSignal, as: (e: LeaderEvent) => T): AsyncGenerator<T>;
+  async *watch<T>(signal: AbortSignal, as: (e: LeaderEvent) => T = (e) => e as unknown as T): AsyncGenerator<T> {
     let cursor = this.revision;
-    yield this.snapshot();
+    yield as(this.snapshot());
     let wake: (() => void) | undefined;
     const onAbort = () => wake?.();
     signal.addEventListener("abort", onAbort, { once: true });
@@ -63,12 +68,12 @@ export class LeaderEventLog {
           const oldest = this.events[0]?.revision ?? this.revision + 1;
           if (cursor + 1 < oldest) {
             cursor = this.revision;
-            yield this.snapshot();
+            yield as(this.snapshot());
             continue;
           }
           const next = this.events[cursor + 1 - oldest]!;
           cursor = next.revision;
-          yield next;
+          yield as(next);
           continue;
         }
         await new Promise<void>((resolve) => {

@@ -46,14 +46,10 @@ export function leaderServiceFor(events: LeaderEventLog, options: LeaderServiceO
     },
     watchLeader: (req, ctx) => {
       options.checkCluster?.(req.clusterId);
-      return (async function* () {
-        options.onWatcher?.(1);
-        try {
-          for await (const e of events.watch(ctx.signal)) yield encodedEvent(e);
-        } finally {
-          options.onWatcher?.(-1);
-        }
-      })();
+      options.onWatcher?.(1);
+      // A watch ends only when its call does.
+      ctx.signal.addEventListener("abort", () => options.onWatcher?.(-1), { once: true });
+      return events.watch(ctx.signal, encodedEvent);
     },
   });
 }
