@@ -57,6 +57,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       schema: config.schema,
       connectTimeoutMs: config.connectTimeoutMs,
       cancel: async () => undefined,
+      statementLockTimeoutMs: config.leaseMs,
     });
     await probe.close();
   } catch (err) {

@@ -1,6 +1,7 @@
 import { invalidArgument } from "../core/errors.js";
 import { DEFAULT_CLUSTER_ID, SchemaName, validateClusterId, validateNodeId } from "../db/identifiers.js";
 import type { SettingSpec, Settings } from "../cli/settings.js";
+import { parseServiceUrl } from "../rpc/client.js";
 
 /** Everything an agent needs, validated. Durations are milliseconds. */
 export interface AgentConfig {
@@ -77,7 +78,7 @@ export function agentConfig(s: Settings): AgentConfig {
     clusterId: validateClusterId(s.string("cluster-id")),
     databaseUrl: checkDatabaseUrl(s.string("database-url"), "--database-url"),
     localDatabaseUrl: s.optionalString("local-database-url") && checkDatabaseUrl(s.string("local-database-url"), "--local-database-url"),
-    coordinatorUrl: s.optionalString("coordinator-url"),
+    coordinatorUrl: s.optionalString("coordinator-url") && parseServiceUrl(s.string("coordinator-url"), "--coordinator-url"),
     listenHost: listen.host,
     listenPort: listen.port,
     schema: new SchemaName(s.string("schema")),

@@ -1,7 +1,8 @@
 import { systemClock, type Clock } from "../core/clock.js";
-import { describeError, toHaError } from "../core/errors.js";
+import { describeError, invalidArgument, toHaError } from "../core/errors.js";
 import { silentLogger, type Logger } from "../core/log.js";
 import { noLeader } from "../core/model.js";
+import { parseDatabaseUrl, redact } from "../db/connect.js";
 import { SchemaName } from "../db/identifiers.js";
 import { migrate } from "../db/migrations.js";
 import { serve } from "../rpc/server.js";
@@ -56,7 +57,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const schema = new SchemaName(config.schema ?? "public");
   const log = config.log ?? silentLogger();
   const clock = config.clock ?? systemClock;
-  const pool = createTruthPool(config.databaseUrl, log);
+  const target = parseDatabaseUrl(config.databaseUrl, "--database-url");
+  if (target.hosts.length !== 1) {
+    throw invalidArgument("--database-url of the coordinator names one server; use a DNS name or VIP that follows the primary (agents take multi-host URLs)");
+  }
+  const pool = createTruthPool(target.urls[0]!, log);
   try {
     const client = await pool.connect();
     try {
@@ -84,7 +89,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   };
   // The epoch floor survives restarts through the audit log: an epoch once
   // seen is never handed out again, even if the database lost its rows.
-  const past = await readAuditEvents(config.auditDir, { limit: 100_000 }).catch(() => ({ events: [] }));
+  const past = await readAuditEvents(config.auditDir, { limit: 100_000, clusterId: policy.clusterId }).catch(() => ({ events: [] }));
   engine.epochFloor = Math.max(0, ...past.events.map((e) => e.epoch));
 
   truth.onRead(() => engine?.evaluate());
@@ -142,15 +147,4 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         log.info("coordinator stopped");
       })()),
   };
-}
-
-/** The URL without its password, for messages. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable URL)";
-  }
 }

@@ -65,7 +65,7 @@ export function toHaError(err: unknown, context?: string): HaError {
     return new HaError(ErrorCode.Unavailable, `${prefix}${message}`, { cause: err });
   }
   if (code !== undefined && /^[0-9A-Z]{5}$/.test(code)) return fromSqlState(code, prefix + message, err);
-  if (/Connection terminated|connection timeout|timeout expired|Client has encountered a connection error/i.test(message)) {
+  if (/Connection terminated|connection timeout|timeout expired|Query read timeout|Client has encountered a connection error/i.test(message)) {
     return new HaError(ErrorCode.Unavailable, prefix + message, { cause: err });
   }
   return new HaError(ErrorCode.Internal, prefix + message, { cause: err });

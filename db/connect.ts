@@ -41,6 +41,8 @@ export interface ConnectOptions {
   readonly connectTimeoutMs: number;
   /** TCP keepalive so a dead peer is noticed in seconds, not hours. */
   readonly keepAlive?: boolean;
+  /** Ends a statement that runs (or waits for a reply) longer than this; none by default. */
+  readonly statementTimeoutMs?: number;
 }
 
 /** A client whose socket errors are logged rather than crashing the process. */
@@ -63,6 +65,7 @@ export async function connectDatabase(
       connectionTimeoutMillis: options.connectTimeoutMs,
       keepAlive: options.keepAlive ?? true,
       keepAliveInitialDelayMillis: 1000,
+      ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs + 1_000 } : {}),
     });
     client.on("error", onError);
     try {

@@ -27,7 +27,7 @@ export class SideConnection {
 
   constructor(
     private readonly target: DatabaseTarget,
-    private readonly options: { applicationName: string; connectTimeoutMs: number; onError?: (err: Error) => void },
+    private readonly options: { applicationName: string; connectTimeoutMs: number; statementTimeoutMs?: number; onError?: (err: Error) => void },
   ) {}
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
@@ -55,7 +55,8 @@ export class SideConnection {
     if (this.current) return Promise.resolve(this.current);
     this.pending ??= connectDatabase(
       this.target,
-      { applicationName: this.options.applicationName, connectTimeoutMs: this.options.connectTimeoutMs },
+      // A half-open connection must not stall probes, commands and cancels for minutes.
+      { applicationName: this.options.applicationName, connectTimeoutMs: this.options.connectTimeoutMs, statementTimeoutMs: this.options.statementTimeoutMs ?? 5_000 },
       (err) => {
         this.options.onError?.(err);
         if (this.current) this.drop(this.current);

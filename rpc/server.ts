@@ -101,6 +101,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
  */
 function route(socket: Socket, handOff: (isH2: boolean) => void): void {
   let seen = Buffer.alloc(0);
+  // A connection that never says anything must not hold a descriptor forever.
+  const silent = setTimeout(() => socket.destroy(), 10_000);
   const onReadable = () => {
     let chunk: Buffer | null;
     while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
@@ -108,9 +110,11 @@ function route(socket: Socket, handOff: (isH2: boolean) => void): void {
     if (n === 0) return;
     const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
     if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more
+    clearTimeout(silent);
     socket.off("readable", onReadable);
     socket.unshift(seen);
     handOff(isH2);
   };
   socket.on("readable", onReadable);
+  socket.once("close", () => clearTimeout(silent));
 }

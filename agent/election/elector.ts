@@ -195,7 +195,13 @@ export class Elector extends EventEmitter<{ change: [] }> {
         clusterId: this.config.clusterId,
         schema: this.config.schema,
         connectTimeoutMs: this.config.connectTimeoutMs,
-        cancel: (pid) => this.side.query("SELECT pg_cancel_backend($1)", [pid]).then(() => undefined),
+        statementLockTimeoutMs: this.config.leaseMs,
+        // Cancel only a wait still in progress: a cancel that arrives after the
+        // lock was granted must not hit the next statement of a new leader.
+        cancel: (pid) =>
+          this.side
+            .query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory'", [pid])
+            .then(() => undefined),
       });
       this.log.info({ pid: this.session.pid }, "lock session connected");
       // Fenced describes the lost term; a fresh session starts as a follower.
@@ -210,15 +216,24 @@ export class Elector extends EventEmitter<{ change: [] }> {
     if (queued) {
       // A campaign that waits on the lock is not done here: it becomes the
       // standing campaign that later steps serve, and it resolves from there.
-      const outcome = await this.run(queued.command, session, queued.done);
-      if (outcome) queued.done(outcome);
+      try {
+        const outcome = await this.run(queued.command, session, queued.done);
+        if (outcome) queued.done(outcome);
+      } catch (err) {
+        queued.done(failed(queued.command, `${queued.command.action.kind} failed: ${describeError(err)}`));
+        // Only a lock session that died ends the term; a side-connection error does not.
+        if (!session.alive) throw err;
+      }
       return 0;
     }
 
     const now = this.clock.monotonicMs();
     if (this.term) {
       if (now < this.nextHeartbeatMs) return this.nextHeartbeatMs - now;
-      await this.heartbeat(session, this.term);
+      await this.heartbeat(session, this.term).catch((err: unknown) => {
+        if (!isQueryCanceled(err)) throw err;
+        this.log.debug("heartbeat cancelled; retrying at the next beat");
+      });
       this.nextHeartbeatMs = now + this.config.heartbeatIntervalMs;
       return this.config.heartbeatIntervalMs;
     }
@@ -239,6 +254,9 @@ export class Elector extends EventEmitter<{ change: [] }> {
 
   private onStepError(err: unknown): number {
     const message = describeError(err);
+    // Commands cannot run without a lock session: answer them now rather
+    // than retrying them (and spinning) until the database is back.
+    for (const q of this.queue.splice(0)) q.done(failed(q.command, `lock database unavailable: ${message}`));
     if (this.term) this.loseTerm(`lock session failed: ${message}`, true);
     this.setDatabaseError(message);
     void this.session?.close();
@@ -438,7 +456,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
       holderId: row.holderId ?? "",
       epoch: row.epoch,
       acquiredAt: row.acquiredAt,
-      writeReady: row.holderId === this.config.nodeId ? this.readiness().ready : row.holderId !== undefined && holder !== undefined,
+      writeReady: row.holderId === this.config.nodeId ? this.readiness().ready : row.holderId !== undefined && holder?.applicationName === row.holderId,
       heartbeatAt: row.heartbeatAt,
     };
     const changed =
@@ -500,4 +518,13 @@ export class Elector extends EventEmitter<{ change: [] }> {
 
 function outcome(command: NodeCommand, result: CommandOutcome["result"], message: string, epoch = 0): CommandOutcome {
   return { commandId: command.commandId, result, message, epoch, resignedAt: undefined };
+}
+
+function failed(command: NodeCommand, message: string): CommandOutcome {
+  return outcome(command, "failed", message);
+}
+
+/** SQLSTATE 57014: a statement cancelled by pg_cancel_backend. */
+function isQueryCanceled(err: unknown): boolean {
+  return (err as { cause?: { code?: string } } | undefined)?.cause?.code === "57014";
 }

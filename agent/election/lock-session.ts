@@ -12,6 +12,8 @@ export interface LockSessionOptions {
   readonly connectTimeoutMs: number;
   /** Cancels a statement of this session from another connection (pg_cancel_backend). */
   readonly cancel: (pid: number) => Promise<void>;
+  /** How long opening or closing an epoch may wait for leadership_state's row lock. */
+  readonly statementLockTimeoutMs: number;
 }
 
 /** What one heartbeat through the lock session confirmed. */
@@ -74,7 +76,8 @@ export class LockSession {
       return (await this.client.query<R>(sql, params)).rows;
     } catch (err) {
       const e = toHaError(err, "lock session");
-      if (e.code === ErrorCode.Unavailable) this.markDead(e);
+      // 57014 (query_canceled) ends one statement, not the session.
+      if (e.code === ErrorCode.Unavailable && (err as { code?: string }).code !== "57014") this.markDead(e);
       throw e;
     }
   }
@@ -124,13 +127,29 @@ export class LockSession {
     }
   }
 
-  /** Opens the next epoch; the database checks that this session holds the lock. */
+  /**
+   * Opens the next epoch; the database checks that this session holds the
+   * lock. Bounded by a lock timeout: an application transaction that sits on
+   * an assert_epoch() of the old term must not keep the new term from opening
+   * forever (set idle_in_transaction_session_timeout for such transactions).
+   */
   async openEpoch(floor: number): Promise<{ epoch: number; acquiredAt: Date; superseded: number[] }> {
+    return this.bounded("open epoch", () => openEpoch(this.client, this.options.schema, this.options.clusterId, this.options.nodeId, floor));
+  }
+
+  private async bounded<T>(what: string, work: () => Promise<T>): Promise<T> {
     if (this.dead) throw new HaError(ErrorCode.Unavailable, `lock session is gone: ${this.dead.message}`);
+    await this.query(`SELECT set_config('lock_timeout', $1, false)`, [`${this.options.statementLockTimeoutMs}ms`]);
     try {
-      return await openEpoch(this.client, this.options.schema, this.options.clusterId, this.options.nodeId, floor);
+      return await work();
     } catch (err) {
-      throw toHaError(err, "open epoch");
+      const e = toHaError(err, what);
+      if ((err as { code?: string }).code === "55P03") {
+        throw new HaError(ErrorCode.Unavailable, `${what}: leadership_state stayed locked for ${this.options.statementLockTimeoutMs}ms, most likely by an application transaction still open on an older epoch`, { cause: err });
+      }
+      throw e;
+    } finally {
+      if (this.alive) await this.query(`SELECT set_config('lock_timeout', '0', false)`, []).catch(() => undefined);
     }
   }
 
@@ -152,10 +171,8 @@ export class LockSession {
 
   /** Closes our epoch (conditional on holder and epoch) and releases the lock. */
   async resign(epoch: number): Promise<Date> {
-    const at = await closeEpoch(this.client, this.options.schema, this.options.clusterId, this.options.nodeId, epoch, "resigned").catch(
-      (err: unknown) => {
-        throw toHaError(err, "resign");
-      },
+    const at = await this.bounded("resign", () =>
+      closeEpoch(this.client, this.options.schema, this.options.clusterId, this.options.nodeId, epoch, "resigned"),
     );
     await this.unlock();
     return at;

@@ -28,16 +28,16 @@ export interface AgentAdminOptions {
  * "not the leader; leader is X", as seed 000 describes.
  */
 export function agentAdminService(options: AgentAdminOptions): ServiceRegistration {
+  // One client (one HTTP/2 connection) for every forwarded call; who asked
+  // travels per call in the headers.
+  const client = options.coordinatorUrl
+    ? clientFor(HaAdminService, options.coordinatorUrl, { metadata: { [FORWARDED_BY_HEADER]: `agent ${options.nodeId}` }, timeoutMs: 60_000 })
+    : undefined;
   const coordinator = (ctx: CallContext) => {
-    if (!options.coordinatorUrl) {
-      throw unavailable(`agent ${options.nodeId} runs without --coordinator-url; send this call to the coordinator`);
-    }
-    const caller = ctx.metadata.get(CALLER_HEADER) ?? ctx.peer;
-    return clientFor(HaAdminService, options.coordinatorUrl, {
-      metadata: { [CALLER_HEADER]: caller, [FORWARDED_BY_HEADER]: `agent ${options.nodeId}` },
-      timeoutMs: 60_000,
-    });
+    if (!client) throw unavailable(`agent ${options.nodeId} runs without --coordinator-url; send this call to the coordinator`);
+    return client;
   };
+  const as = (ctx: CallContext) => ({ signal: ctx.signal, headers: { [CALLER_HEADER]: ctx.metadata.get(CALLER_HEADER) ?? ctx.peer } });
   const forward = async <T>(call: () => Promise<T>): Promise<T> => {
     try {
       return await call();
@@ -61,23 +61,23 @@ export function agentAdminService(options: AgentAdminOptions): ServiceRegistrati
 
   return registration(HaAdminService, {
     getStatus: async (request, ctx) => {
-      if (request.nodeId && request.nodeId !== options.nodeId) return forward(() => coordinator(ctx).getStatus(request, { signal: ctx.signal }));
+      if (request.nodeId && request.nodeId !== options.nodeId) return forward(() => coordinator(ctx).getStatus(request, as(ctx)));
       const local = localStatus(options);
       if (!options.coordinatorUrl) return local;
       try {
-        const cluster = await coordinator(ctx).getStatus({ clusterId: request.clusterId }, { signal: ctx.signal, timeoutMs: 1_000 });
+        const cluster = await coordinator(ctx).getStatus({ clusterId: request.clusterId }, { ...as(ctx), timeoutMs: 1_000 });
         return { ...local, nodes: cluster.nodes, maintenance: cluster.maintenance, splitBrainDetected: cluster.splitBrainDetected };
       } catch (err) {
         options.log.debug({ err: fromConnectError(err).message }, "status without the coordinator's node rows");
         return local;
       }
     },
-    triggerFailover: (request, ctx) => forward(() => coordinator(ctx).triggerFailover(asThisNode(request), { signal: ctx.signal })),
-    detectSplitBrain: (request, ctx) => forward(() => coordinator(ctx).detectSplitBrain(request, { signal: ctx.signal })),
-    recoverSplitBrain: (request, ctx) => forward(() => coordinator(ctx).recoverSplitBrain(request, { signal: ctx.signal })),
-    queryAudit: (request, ctx) => forward(() => coordinator(ctx).queryAudit(request, { signal: ctx.signal })),
-    setMaintenance: (request, ctx) => forward(() => coordinator(ctx).setMaintenance(request, { signal: ctx.signal })),
-    getHistory: (request, ctx) => forward(() => coordinator(ctx).getHistory(request, { signal: ctx.signal })),
+    triggerFailover: (request, ctx) => forward(() => coordinator(ctx).triggerFailover(asThisNode(request), as(ctx))),
+    detectSplitBrain: (request, ctx) => forward(() => coordinator(ctx).detectSplitBrain(request, as(ctx))),
+    recoverSplitBrain: (request, ctx) => forward(() => coordinator(ctx).recoverSplitBrain(request, as(ctx))),
+    queryAudit: (request, ctx) => forward(() => coordinator(ctx).queryAudit(request, as(ctx))),
+    setMaintenance: (request, ctx) => forward(() => coordinator(ctx).setMaintenance(request, as(ctx))),
+    getHistory: (request, ctx) => forward(() => coordinator(ctx).getHistory(request, as(ctx))),
   });
 }
 

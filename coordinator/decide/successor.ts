@@ -52,21 +52,22 @@ export function chooseSuccessor(view: ClusterView, rules: SuccessorRules, nowMs:
       continue;
     }
     const c = candidateOf(n, rules, syncNames);
-    (c.lagStatus === "critical" ? critical : eligible).push(c);
+    // Critical lag, or lag that cannot be measured, is a last resort.
+    (c.lagStatus === "critical" || c.lagStatus === "unknown" ? critical : eligible).push(c);
   }
   let pool = eligible;
   if (pool.length === 0 && critical.length > 0) {
     if (!options.allowCriticalLag) {
       return {
         nodeId: undefined,
-        reason: `no eligible successor: ${[...skipped, ...critical.map((c) => `${c.nodeId} replay lag critical (${c.lagSeconds}s)`)].join("; ")}`,
-        skipped: [...skipped, ...critical.map((c) => `${c.nodeId} replay lag critical`)],
+        reason: `no eligible successor: ${[...skipped, ...critical.map(lagProblem)].join("; ")}`,
+        skipped: [...skipped, ...critical.map(lagProblem)],
         onlyCriticalLag: true,
       };
     }
     pool = critical;
   } else {
-    for (const c of critical) skipped.push(`${c.nodeId} replay lag critical (${c.lagSeconds}s)`);
+    for (const c of critical) skipped.push(lagProblem(c));
   }
   if (pool.length === 0) {
     const known = view.nodes.filter((n) => !options.exclude.includes(n.nodeId)).length;
@@ -81,13 +82,16 @@ export function chooseSuccessor(view: ClusterView, rules: SuccessorRules, nowMs:
   const best = ranked[0]!;
   const runnerUp = ranked[1];
   const why = runnerUp ? `; ahead of ${runnerUp.nodeId} (${describe(runnerUp)})` : "";
-  const lagNote = best.lagStatus === "critical" ? " although its lag is critical (no other candidate)" : "";
+  const lagNote = best.lagStatus === "critical" || best.lagStatus === "unknown" ? ` although its lag is ${best.lagStatus} (no other candidate)` : "";
   return { nodeId: best.nodeId, candidate: best, ranked, reason: `best candidate ${best.nodeId} (${describe(best)})${lagNote}${why}` };
 }
 
 export function compareCandidates(a: Candidate, b: Candidate): number {
   return b.priority - a.priority || a.lagSeconds - b.lagSeconds || Number(b.sync) - Number(a.sync) || a.nodeId.localeCompare(b.nodeId);
 }
+
+const lagProblem = (c: Candidate) =>
+  c.lagStatus === "unknown" ? `${c.nodeId} replay lag unknown (its database is unreachable)` : `${c.nodeId} replay lag critical (${c.lagSeconds}s)`;
 
 const describe = (c: Candidate) => `priority ${c.priority}, replay lag ${c.lagSeconds}s, ${c.sync ? "sync" : "async"}`;
 
@@ -110,9 +114,10 @@ function ineligible(n: NodeState, view: ClusterView, rules: SuccessorRules, nowM
 
 function candidateOf(n: NodeState, rules: SuccessorRules, syncNames: ReadonlySet<string>): Candidate {
   const local = n.report.localDatabase;
-  // A node without a local standby has no replay lag of its own to weigh.
+  // A node without a local standby has no replay lag of its own to weigh; one
+  // whose standby cannot be reached may be arbitrarily far behind.
   const lag = local && local.reachable ? Math.max(0, local.replayLagSeconds) : 0;
-  const status = local && local.reachable ? worst(classifyLag(lag, rules.lagWarnSeconds, rules.lagCriticalSeconds), local.lagStatus) : "ok";
+  const status = !local ? "ok" : local.reachable ? worst(classifyLag(lag, rules.lagWarnSeconds, rules.lagCriticalSeconds), local.lagStatus) : "unknown";
   return { nodeId: n.nodeId, priority: n.report.priority, lagSeconds: round(lag), lagStatus: status, sync: syncNames.has(n.nodeId) };
 }
 

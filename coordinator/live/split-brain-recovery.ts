@@ -64,7 +64,14 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
   const bystanders = view.nodes.filter((n) => n.nodeId !== target && n.connected && !claimsAuthority(n.report) && !n.report.held);
   await holdAll(ctx, bystanders, "promote-leader: hold while the correct leader is confirmed");
   try {
-    return await confirmTarget();
+    const result = await confirmTarget();
+    // Stale leaders on the target's own database are plain followers now;
+    // those on another server stay held, or they would lead there again.
+    const targetDb = sessions.node(target)?.report.lockDatabaseId;
+    for (const n of stale) {
+      if (targetDb && n.report.lockDatabaseId === targetDb) ctx.engine.command(n.nodeId, { kind: "release" }, "promote-leader finished", result.epoch);
+    }
+    return result;
   } finally {
     const epoch = truth.latest()?.leadership.epoch;
     for (const n of bystanders) ctx.engine.command(n.nodeId, { kind: "release" }, "promote-leader finished", epoch);
@@ -152,7 +159,6 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
 /** manual-reconcile: everyone resigns and holds; nobody campaigns until a failover names a node. */
 async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Promise<RecoveryResult> {
   const { policy, truth, clock } = ctx;
-  ctx.engine.reconcileHold = true;
   await ctx.engine.releaseDesignation("manual-reconcile");
   await truth.refresh();
   const view = ctx.engine.view();
@@ -163,6 +169,7 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
   // Hold the others before any claimant resigns, so none of them takes the
   // lock the claimants give up.
   await holdAll(ctx, others, "manual-reconcile: hold");
+  ctx.engine.reconcileHold = true;
   const resigned = await resignAll(ctx, claimants, req.force, "manual-reconcile: resign and hold");
   const db = await truth.refresh();
   const cleared: string[] = [];
@@ -210,7 +217,11 @@ async function holdAll(ctx: OperationContext, nodes: readonly NodeState[], reaso
     ),
   );
   const errors = failures.filter((f): f is string => f !== undefined);
-  if (errors.length > 0) throw failedPrecondition(`${errors.join("; ")}; nothing was resigned, retry`);
+  if (errors.length > 0) {
+    // All or nothing: let go of the nodes that did hold.
+    nodes.forEach((n, i) => failures[i] === undefined && ctx.engine.command(n.nodeId, { kind: "release" }, `${reason}: abandoned`));
+    throw failedPrecondition(`${errors.join("; ")}; nothing was resigned, retry`);
+  }
 }
 
 /**
