@@ -133,6 +133,14 @@ describe("decide: one HA cycle as decisions with a kind and a reason", () => {
     expect(decide(lagging, policy, NOW)[0]).toMatchObject({ kind: "campaign", nodeId: "cp-node-3" });
   });
 
+  it("a node whose own database cannot be reached is passed over: its lag is unknown, not zero", () => {
+    const v = leaderCrashed();
+    const blind = { ...v, nodes: v.nodes.map((n) => (n.nodeId === "cp-node-2" ? { ...n, report: { ...n.report, localDatabase: localDb({ reachable: false, error: "connection refused" }) } } : n)) };
+    const [d] = decide(blind, policy, NOW);
+    expect(d).toMatchObject({ kind: "campaign", nodeId: "cp-node-3" });
+    expect(d!.reason).not.toMatch(/although/);
+  });
+
   it("maintenance mode: no automatic action, the reason still says what it would face", () => {
     expect(decide({ ...leaderCrashed(), maintenance: true }, policy, NOW)).toEqual([
       { kind: "maintenance", reason: "maintenance mode: no automatic action (no leader)" },
