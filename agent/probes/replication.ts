@@ -1,4 +1,4 @@
-import { classifyLag, type ReplicaView, type ReplicationView } from "../../core/model.js";
+import { classifyLag, unknownReplication, type ReplicaView, type ReplicationView } from "../../core/model.js";
 import { describeError } from "../../core/errors.js";
 import type { SideConnection } from "../../db/side-connection.js";
 import { LsnHistory, parseLsn } from "./lsn.js";
@@ -67,15 +67,7 @@ export class ReplicationProbe {
         error: "",
       };
     } catch (err) {
-      return {
-        lagStatus: "unknown",
-        maxWriteLagSeconds: 0,
-        maxReplayLagSeconds: 0,
-        replicaCount: 0,
-        syncReplicaCount: 0,
-        replicas: [],
-        error: describeError(err),
-      };
+      return { ...unknownReplication, error: describeError(err) };
     }
   }
 }

@@ -46,16 +46,7 @@ describe("runbook 000: manual failover against autonomy dev", () => {
 
   beforeAll(async () => {
     dev = await DevRun.start({ env: { AUTONOMY_LAG_WARN: "2s", AUTONOMY_LAG_CRITICAL: "4s" } });
-    // The cluster is up when a leader is Write-Ready and the coordinator sees all three agents.
-    await dev.writeReadyLeader(60_000);
-    await waitFor(
-      async () => {
-        const r = await runCli(["ha", "status", "--orchestrator-url", dev.coordinatorUrl, "--output", "json"]);
-        const s = r.code === 0 ? (JSON.parse(r.stdout) as { nodes: { connected: boolean }[] }) : undefined;
-        return s && s.nodes.length === 3 && s.nodes.every((n) => n.connected);
-      },
-      { timeoutMs: 30_000, intervalMs: 250, what: "the coordinator to see three connected agents" },
-    );
+    await dev.settled();
   }, 150_000);
 
   afterAll(async () => {

@@ -5,6 +5,7 @@ import pg from "pg";
 import { waitFor } from "../../core/clock.js";
 import { isPortFree } from "../../pgcluster/index.js";
 import type { DevDescription } from "../../cli/dev/dev-cluster.js";
+import { runCli } from "./cli-run.js";
 import { getJson, spawnAutonomy, type AutonomyProcess } from "./processes.js";
 
 /*
@@ -112,6 +113,19 @@ export class DevRun {
         return l && l.holder_id !== "" && l.write_ready && l.session_lock_held && l.current_epoch > above ? l : undefined;
       },
       { timeoutMs, what: `a Write-Ready leader with an epoch above ${above} (coordinator ${this.coordinatorUrl})` },
+    );
+  }
+
+  /** A Write-Ready leader, and the coordinator sees every agent connected: the cluster is settled. */
+  async settled(): Promise<void> {
+    await this.writeReadyLeader(60_000);
+    await waitFor(
+      async () => {
+        const r = await runCli(["ha", "status", "--orchestrator-url", this.coordinatorUrl, "--output", "json"]);
+        const s = r.code === 0 ? (JSON.parse(r.stdout) as { nodes: { connected: boolean }[] }) : undefined;
+        return s && s.nodes.length === this.d.agents.length && s.nodes.every((n) => n.connected);
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what: "the coordinator to see every agent connected" },
     );
   }
 
