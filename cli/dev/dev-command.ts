@@ -1,4 +1,5 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { LeaderService } from "../../gen/autonomy/ha/v1/leader_pb.js";
 import { describeError } from "../../core/errors.js";
@@ -99,6 +100,15 @@ export const devCommand: Command = {
 
 const BIN = new URL("../../bin/autonomy.js", import.meta.url).pathname;
 
+/** Who is at the keyboard, for the AUTONOMY_OPERATOR line to paste. */
+function operatorName(): string {
+  try {
+    return userInfo().username || "operator";
+  } catch {
+    return "operator";
+  }
+}
+
 function banner(d: DevDescription, show: (p: string) => string): string {
   const [primary, standby] = d.postgres;
   const rows: [string, string][] = [
@@ -121,7 +131,7 @@ function banner(d: DevDescription, show: (p: string) => string): string {
     "",
     "Try, in another terminal:",
     `  alias autonomy='node ${BIN}'`,
-    `  export AUTONOMY_ORCHESTRATOR_URL=${d.orchestrator_url} AUTONOMY_OPERATOR=$USER AUTONOMY_AUDIT_DIR=${d.audit_dir}`,
+    `  export AUTONOMY_ORCHESTRATOR_URL=${d.orchestrator_url} AUTONOMY_OPERATOR=${operatorName()} AUTONOMY_AUDIT_DIR=${d.audit_dir}`,
     "  autonomy ha status",
     '  autonomy ha failover trigger --reason "planned maintenance"',
     "  autonomy ha split-brain detect",
