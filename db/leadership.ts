@@ -134,3 +134,23 @@ export async function readDatabaseIdentity(db: Queryable): Promise<DatabaseIdent
   const row = r.rows[0]!;
   return { systemIdentifier: row.system_identifier, timeline: row.timeline_id, inRecovery: row.in_recovery };
 }
+
+/**
+ * Ends the lock session of `holder` (the application_name agents give their
+ * lock session), only while it still holds the cluster's lock, and only the
+ * session `pid` when given, so a pid reused since it was read is never hit.
+ * Returns the pids ended.
+ */
+export async function terminateLockHolder(db: Queryable, clusterId: string, holder: string, pid?: number): Promise<number[]> {
+  // MATERIALIZED: the planner may evaluate WHERE predicates in any order, so
+  // pg_terminate_backend must only ever see rows that passed every filter.
+  const r = await db.query<{ pid: number; ok: boolean }>(
+    `WITH target AS MATERIALIZED (
+       SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.granted AND ${LOCK_MATCH_SQL} AND a.application_name = $2
+          AND ($3::int IS NULL OR l.pid = $3) AND l.pid <> pg_backend_pid())
+     SELECT pid, pg_terminate_backend(pid) AS ok FROM target`,
+    [clusterId, holder, pid ?? null],
+  );
+  return r.rows.filter((x) => x.ok).map((x) => x.pid);
+}

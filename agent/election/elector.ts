@@ -4,7 +4,7 @@ import { describeError } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
 import { noLeader, type CommandOutcome, type LeaderView, type NodeCommand, type NodeRole } from "../../core/model.js";
 import type { DatabaseTarget } from "../../db/connect.js";
-import { LOCK_MATCH_SQL, readLeadership, readLockHolders } from "../../db/leadership.js";
+import { readLeadership, readLockHolders, terminateLockHolder } from "../../db/leadership.js";
 import type { SideConnection } from "../../db/side-connection.js";
 import type { AgentConfig } from "../config.js";
 import { LockSession } from "./lock-session.js";
@@ -502,14 +502,8 @@ export class Elector extends EventEmitter<{ change: [] }> {
       { holder: this.lockHolder, pid: this.lockHolderPid, frozenForMs: frozenFor },
       `leader ${this.lockHolder} has not heartbeated for ${frozenFor}ms (takeover after ${this.config.takeoverAfterMs}ms); ending its lock session`,
     );
-    // Re-check in the same statement that the pid still holds our lock, so a
-    // pid reused since we read it is never signalled.
-    await this.side.query(
-      `WITH target AS MATERIALIZED (
-         SELECT l.pid FROM pg_locks l WHERE l.pid = $2 AND l.granted AND l.pid <> pg_backend_pid() AND ${LOCK_MATCH_SQL})
-       SELECT pg_terminate_backend(pid) FROM target`,
-      [this.config.clusterId, this.lockHolderPid],
-    );
+    // The statement re-checks that this pid still holds our lock.
+    if (this.lockHolder) await terminateLockHolder(this.side.db, this.config.clusterId, this.lockHolder, this.lockHolderPid);
     this.heartbeatWatch = undefined;
     this.nextCampaignMs = 0;
     this.interrupt();

@@ -3,7 +3,7 @@ import type { Clock } from "../../core/clock.js";
 import { describeError } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
 import type { SchemaName } from "../../db/identifiers.js";
-import { LOCK_MATCH_SQL, readDatabaseIdentity, readEpochs, readLeadership, readLockHolders } from "../../db/leadership.js";
+import { LOCK_MATCH_SQL, readDatabaseIdentity, readEpochs, readLeadership, readLockHolders, terminateLockHolder } from "../../db/leadership.js";
 import type { DatabaseTruth } from "../view/cluster-view.js";
 
 /**
@@ -141,18 +141,8 @@ export class DatabaseTruthPoller {
    * under that application_name (and that pid, when given), so a reused pid
    * or another client is never hit. Returns the pids terminated.
    */
-  async terminateLockSession(nodeId: string, pid?: number): Promise<number[]> {
-    // MATERIALIZED: the planner may evaluate WHERE predicates in any order, so
-    // pg_terminate_backend must only ever see rows that passed every filter.
-    const r = await this.pool.query<{ pid: number; ok: boolean }>(
-      `WITH target AS MATERIALIZED (
-         SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.granted AND ${LOCK_MATCH_SQL} AND a.application_name = $2
-            AND ($3::int IS NULL OR l.pid = $3) AND l.pid <> pg_backend_pid())
-       SELECT pid, pg_terminate_backend(pid) AS ok FROM target`,
-      [this.clusterId, nodeId, pid ?? null],
-    );
-    return r.rows.filter((x) => x.ok).map((x) => x.pid);
+  terminateLockSession(nodeId: string, pid?: number): Promise<number[]> {
+    return terminateLockHolder(this.pool, this.clusterId, nodeId, pid);
   }
 }
 

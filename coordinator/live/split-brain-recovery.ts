@@ -98,8 +98,7 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
       }
       const holder = db.leadership.holderId;
       if (holder && holder !== target) {
-        const r = await ctx.pool.query(`UPDATE ${ctx.schema.q("leadership_state")} SET holder_id = NULL WHERE cluster_id = $1 AND holder_id = $2`, [policy.clusterId, holder]);
-        if ((r.rowCount ?? 0) > 0) cleared.push(`cleared leadership_state.holder_id = ${holder}`);
+        if (await clearHolder(ctx, holder)) cleared.push(`cleared leadership_state.holder_id = ${holder}`);
       }
     }
 
@@ -182,8 +181,7 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
         cleared.push(`closed epoch ${e.epoch} of ${e.holderId}`);
       }
       if (after.leadership.holderId) {
-        await ctx.pool.query(`UPDATE ${ctx.schema.q("leadership_state")} SET holder_id = NULL WHERE cluster_id = $1 AND holder_id = $2`, [policy.clusterId, after.leadership.holderId]);
-        cleared.push(`cleared leadership_state.holder_id = ${after.leadership.holderId}`);
+        if (await clearHolder(ctx, after.leadership.holderId)) cleared.push(`cleared leadership_state.holder_id = ${after.leadership.holderId}`);
       }
     }
   }
@@ -204,6 +202,18 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
     evidence: { strategy: "manual-reconcile", resigned_nodes: resigned, held_nodes: connected.map((n) => n.nodeId), cleared, forced: req.force },
   });
   return { strategy: "manual-reconcile", recoveredAt, message, leaderId: "", epoch: 0, resignedNodes: resigned, requestId };
+}
+
+/**
+ * Seed 002's force-resign: conditional on the stale holder, so it can never
+ * overwrite the record of a leader that took over meanwhile.
+ */
+async function clearHolder(ctx: OperationContext, staleHolder: string): Promise<boolean> {
+  const r = await ctx.pool.query(`UPDATE ${ctx.schema.q("leadership_state")} SET holder_id = NULL WHERE cluster_id = $1 AND holder_id = $2`, [
+    ctx.policy.clusterId,
+    staleHolder,
+  ]);
+  return (r.rowCount ?? 0) > 0;
 }
 
 /** Orders each node to hold; any refusal or silence fails the operation, changing nothing further. */
