@@ -10,6 +10,7 @@ import { serve, type RunningServer } from "../rpc/server.js";
 import { VERSION } from "../cli/version.js";
 import type { AgentConfig } from "./config.js";
 import { Elector } from "./election/elector.js";
+import { COORDINATED_CAMPAIGN_MS } from "./election/readiness.js";
 import { LockSession } from "./election/lock-session.js";
 import { buildReport, type ProbeResults } from "./node-report.js";
 import { LocalDatabaseProbe } from "./probes/local-database.js";
@@ -74,7 +75,11 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       })
     : undefined;
   const localProbe = local ? new LocalDatabaseProbe(local, thresholds) : undefined;
-  const elector = new Elector(config, target, side, clock, log.child({ component: "election" }));
+  let stream: ReportStream | undefined;
+  const elector = new Elector(config, target, side, clock, log.child({ component: "election" }), {
+    connected: () => stream?.connected ?? false,
+    startupGraceMs: config.coordinatorUrl ? COORDINATED_CAMPAIGN_MS : 0,
+  });
   const leaders = new LeaderEventLog(noLeader, () => clock.now());
 
   let probes: ProbeResults = { replication: unknownReplication, localDatabase: undefined, lockDatabaseId: "", lockDatabaseWritable: false };
@@ -84,7 +89,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   const report = (): NodeReport =>
     buildReport(config, elector.snapshot(), elector.readiness(), probes, { sequence: ++sequence, sentAt: clock.now(), endpoint: endpoint(), version: VERSION });
 
-  const stream = config.coordinatorUrl
+  stream = config.coordinatorUrl
     ? new ReportStream({
         coordinatorUrl: config.coordinatorUrl,
         nodeId: config.nodeId,

@@ -8,7 +8,7 @@ import { readLeadership, readLockHolders, terminateLockHolder } from "../../db/l
 import type { SideConnection } from "../../db/side-connection.js";
 import type { AgentConfig } from "../config.js";
 import { LockSession } from "./lock-session.js";
-import { roleOf, shouldTakeOver, watchHeartbeat, writeReadiness, type HeartbeatWatch, type Readiness, type Term } from "./readiness.js";
+import { roleOf, selfCampaignIntervalMs, shouldTakeOver, watchHeartbeat, writeReadiness, type HeartbeatWatch, type Readiness, type Term } from "./readiness.js";
 
 /** Everything the rest of the agent may know about the election, at one instant. */
 export interface ElectionSnapshot {
@@ -22,6 +22,13 @@ export interface ElectionSnapshot {
   readonly held: boolean;
   readonly databaseError: string;
   readonly lockConfirmedAt: Date | undefined;
+}
+
+/** How the election defers to a coordinator while one is configured and reachable. */
+export interface Coordination {
+  readonly connected: () => boolean;
+  /** No campaign of our own this long after start. */
+  readonly startupGraceMs: number;
 }
 
 /** A campaign the coordinator ordered and that is still waiting on the lock. */
@@ -79,11 +86,15 @@ export class Elector extends EventEmitter<{ change: [] }> {
     private readonly side: SideConnection,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly coordination: Coordination = { connected: () => false, startupGraceMs: 0 },
   ) {
     super();
   }
 
   start(): void {
+    // With a coordinator, give it the first word: it orders the best node to
+    // campaign, or holds one that must not lead (after manual-reconcile).
+    this.quietUntilMs = this.clock.monotonicMs() + this.coordination.startupGraceMs;
     this.loops = [this.electionLoop(), this.observeLoop()];
   }
 
@@ -247,9 +258,10 @@ export class Elector extends EventEmitter<{ change: [] }> {
       return 0;
     }
     if (now < this.nextCampaignMs) return this.nextCampaignMs - now;
-    this.nextCampaignMs = now + this.config.campaignIntervalMs;
+    const interval = selfCampaignIntervalMs(this.config.campaignIntervalMs, this.coordination.connected());
+    this.nextCampaignMs = now + interval;
     if (await session.tryLock()) await this.becomeLeader(session, this.highestEpochSeen, "lock was free");
-    return this.config.campaignIntervalMs;
+    return interval;
   }
 
   private onStepError(err: unknown): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { roleOf, shouldTakeOver, watchHeartbeat, writeReadiness, type Term } from "./readiness.js";
+import { COORDINATED_CAMPAIGN_MS, roleOf, selfCampaignIntervalMs, shouldTakeOver, watchHeartbeat, writeReadiness, type Term } from "./readiness.js";
 
 const term: Term = { epoch: 7, acquiredAt: new Date(0), confirmedAtMs: 1_000, heartbeatAt: undefined };
 const base = { term, sessionAlive: true, nowMs: 1_500, leaseMs: 3_000, syncReplicas: 1, minSyncReplicas: 0 };
@@ -25,6 +25,14 @@ describe("roleOf", () => {
     [{ term: undefined, sessionAlive: true, held: false, fenced: false }, "follower"],
   ] as const)("%o is %s", (input, role) => {
     expect(roleOf(input)).toBe(role);
+  });
+});
+
+describe("a follower's own campaign interval", () => {
+  it("leaves the choice to a connected coordinator and is a backstop only", () => {
+    expect(selfCampaignIntervalMs(200, false)).toBe(200);
+    expect(selfCampaignIntervalMs(200, true)).toBe(COORDINATED_CAMPAIGN_MS);
+    expect(selfCampaignIntervalMs(5_000, true)).toBe(5_000);
   });
 });
 

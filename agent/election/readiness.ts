@@ -60,6 +60,19 @@ export function roleOf(input: RoleInput): NodeRole {
   return "follower";
 }
 
+/** How long a follower leaves the choice to a connected coordinator before it tries a free lock itself. */
+export const COORDINATED_CAMPAIGN_MS = 2_000;
+
+/**
+ * A follower's own campaign interval. While a coordinator is connected it
+ * picks the successor by priority and lag (and orders it within its poll
+ * interval), so the follower only tries a free lock as a slower backstop;
+ * alone, it tries every --campaign-interval.
+ */
+export function selfCampaignIntervalMs(campaignIntervalMs: number, coordinatorConnected: boolean): number {
+  return coordinatorConnected ? Math.max(campaignIntervalMs, COORDINATED_CAMPAIGN_MS) : campaignIntervalMs;
+}
+
 /** Tracks when a leader's heartbeat last moved, by our clock (not the remote timestamp). */
 export interface HeartbeatWatch {
   readonly key: string;
