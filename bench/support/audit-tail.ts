@@ -1,3 +1,4 @@
+import { Arrivals } from "./arrivals.js";
 import { watch, type FSWatcher } from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
@@ -15,12 +16,11 @@ export interface AuditArrival {
  * coordinator's fsync of it may still be in flight.
  */
 export class AuditTail {
-  readonly lines: AuditArrival[] = [];
+  readonly lines = new Arrivals<AuditArrival>();
   private offset = 0;
   private partial = "";
   private reading: Promise<void> = Promise.resolve();
   private readonly watcher: FSWatcher;
-  private waiters: (() => void)[] = [];
 
   constructor(readonly dir: string) {
     this.watcher = watch(dir, () => {
@@ -34,24 +34,7 @@ export class AuditTail {
   }
 
   next(type: string, since: number, timeoutMs: number): Promise<AuditArrival> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no ${type} audit line within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const check = () => {
-        const hit = this.lines.find((l) => l.at > since && l.type === type);
-        if (!hit) return;
-        done();
-        resolve(hit);
-      };
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-      };
-      this.waiters.push(check);
-      check();
-    });
+    return this.lines.next((l) => l.type === type, since, timeoutMs, () => `${type} audit line`);
   }
 
   close(): void {
@@ -71,11 +54,10 @@ export class AuditTail {
         const text = this.partial + buf.subarray(0, bytesRead).toString("utf8");
         const lines = text.split("\n");
         this.partial = lines.pop() ?? "";
-        for (const line of lines) if (line) this.lines.push({ at, type: (JSON.parse(line) as { type: string }).type });
+        for (const line of lines) if (line) this.lines.add({ at, type: (JSON.parse(line) as { type: string }).type });
       }
     } finally {
       await file.close();
     }
-    for (const w of [...this.waiters]) w();
   }
 }

@@ -1,3 +1,4 @@
+import { Arrivals } from "./arrivals.js";
 import { LeaderService, type WatchLeaderResponse } from "../../gen/autonomy/ha/v1/leader_pb.js";
 import { clientFor } from "../../rpc/client.js";
 
@@ -12,9 +13,8 @@ export interface Arrival {
  * measures "when did a client learn it" with no polling in between.
  */
 export class LeaderWatch {
-  readonly arrivals: Arrival[] = [];
+  private readonly arrivals = new Arrivals<Arrival>();
   private readonly abort = new AbortController();
-  private waiters: (() => void)[] = [];
   private failure: unknown;
 
   private constructor(readonly url: string) {
@@ -32,24 +32,9 @@ export class LeaderWatch {
 
   /** The first event arriving after `since` (performance.now()) that matches. */
   next(match: (e: WatchLeaderResponse) => boolean, since: number, timeoutMs: number): Promise<Arrival> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no matching leader event from ${this.url} within ${timeoutMs} ms${this.failure ? ` (stream failed: ${String(this.failure)})` : ""}`));
-      }, timeoutMs);
-      const check = () => {
-        const hit = this.arrivals.find((a) => a.at > since && match(a.event));
-        if (!hit) return;
-        done();
-        resolve(hit);
-      };
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-      };
-      this.waiters.push(check);
-      check();
-    });
+    return this.arrivals.next((a) => match(a.event), since, timeoutMs, () =>
+      `matching leader event from ${this.url}${this.failure ? ` (stream failed: ${String(this.failure)})` : ""}`,
+    );
   }
 
   close(): void {
@@ -59,8 +44,7 @@ export class LeaderWatch {
   private async run(): Promise<void> {
     try {
       for await (const event of clientFor(LeaderService, this.url).watchLeader({}, { signal: this.abort.signal })) {
-        this.arrivals.push({ at: performance.now(), event });
-        for (const w of [...this.waiters]) w();
+        this.arrivals.add({ at: performance.now(), event });
       }
     } catch (err) {
       if (!this.abort.signal.aborted) this.failure = err;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../core/clock.js";
 import { freePort } from "../../pgcluster/index.js";
-import { describeRun, ISO_SECONDS, labelledValues, labelsOf, runCli, type CliResult } from "../support/cli-run.js";
+import { describeRun, expectOk, expectOneLineError, ISO_SECONDS, labelledValues, labelsOf, runCli } from "../support/cli-run.js";
 import { DevRun } from "../support/dev-cluster.js";
 import { getJson } from "../support/processes.js";
 
@@ -19,20 +19,6 @@ import { getJson } from "../support/processes.js";
 
 const OPERATOR = "alice";
 const iso = new RegExp(`^${ISO_SECONDS}$`);
-
-function expectOk(r: CliResult): void {
-  expect(r.code, describeRun(r)).toBe(0);
-  expect(r.stderr, describeRun(r)).toBe("");
-}
-
-/** Refusals print nothing on stdout and exactly one line on stderr. */
-function expectOneLineError(r: CliResult, code: number, line: RegExp): void {
-  expect(r.code, describeRun(r)).toBe(code);
-  expect(r.stdout, describeRun(r)).toBe("");
-  expect(r.stderr.endsWith("\n"), describeRun(r)).toBe(true);
-  expect(r.stderr.trimEnd().split("\n"), describeRun(r)).toHaveLength(1);
-  expect(r.stderr.trimEnd()).toMatch(line);
-}
 
 /** Seconds-precision bounds for a time the CLI printed. */
 function expectWithin(printed: string, from: Date, to: Date): void {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../core/clock.js";
-import { describeRun, ISO_SECONDS, labelledValues, labelsOf, runCli, type CliResult } from "../support/cli-run.js";
+import { describeRun, expectOk, expectOneLineError, ISO_SECONDS, labelledValues, labelsOf, runCli } from "../support/cli-run.js";
 import { alive, DevRun, type AuditLine } from "../support/dev-cluster.js";
 
 /*
@@ -19,18 +19,6 @@ import { alive, DevRun, type AuditLine } from "../support/dev-cluster.js";
 
 const OPERATOR = "alice";
 const CLUSTER = "default";
-
-function expectOk(r: CliResult): void {
-  expect(r.code, describeRun(r)).toBe(0);
-  expect(r.stderr, describeRun(r)).toBe("");
-}
-
-function expectOneLineError(r: CliResult, code: number, line: RegExp): void {
-  expect(r.code, describeRun(r)).toBe(code);
-  expect(r.stdout, describeRun(r)).toBe("");
-  expect(r.stderr.trimEnd().split("\n"), describeRun(r)).toHaveLength(1);
-  expect(r.stderr.trimEnd()).toMatch(line);
-}
 
 describe("runbook 002: split-brain detection and recovery against autonomy dev", () => {
   let dev: DevRun;
@@ -73,6 +61,17 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
       const seen = dev.auditEvents().slice(mark).map((e) => `${e.type}: ${e.message}`).join("\n");
       throw new Error(`${(err as Error).message}\naudit events since the split:\n${seen}`);
     });
+  }
+
+  /** A crash before close-out, after the fact: the previous epoch is open again; the coordinator finds it unasked. */
+  async function reopenPreviousEpoch(current: number): Promise<void> {
+    const mark = dev.auditEvents().length;
+    const undo = await dev.sql(dev.primaryUrl, "UPDATE leader_epochs SET resigned_at = NULL, end_reason = NULL WHERE cluster_id = $1 AND epoch = $2", [
+      CLUSTER,
+      current - 1,
+    ]);
+    expect(undo.rowCount).toBe(1);
+    await detectedSince(mark, "unclosed_epochs: 2 epochs have resigned_at = NULL");
   }
 
   async function epochs(): Promise<{ epoch: number; holder_id: string; open: boolean; end_reason: string | null }[]> {
@@ -227,13 +226,7 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
 
   it("unclosed epochs (an earlier term never closed out): found without being asked; promote-leader via the coordinator, --output json", async () => {
     const leader = await dev.writeReadyLeader();
-    const mark = dev.auditEvents().length;
-    const undo = await dev.sql(dev.primaryUrl, "UPDATE leader_epochs SET resigned_at = NULL, end_reason = NULL WHERE cluster_id = $1 AND epoch = $2", [
-      CLUSTER,
-      leader.current_epoch - 1,
-    ]);
-    expect(undo.rowCount).toBe(1);
-    await detectedSince(mark, "unclosed_epochs: 2 epochs have resigned_at = NULL");
+    await reopenPreviousEpoch(leader.current_epoch);
 
     const text = await detect(dev.coordinatorUrl);
     expectOk(text);
@@ -269,13 +262,7 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
 
   it("manual-reconcile: nobody holds write authority until a failover names cp-node-2, which then leads at epoch+1", async () => {
     const leader = await dev.writeReadyLeader();
-    const mark = dev.auditEvents().length;
-    const undo = await dev.sql(dev.primaryUrl, "UPDATE leader_epochs SET resigned_at = NULL, end_reason = NULL WHERE cluster_id = $1 AND epoch = $2", [
-      CLUSTER,
-      leader.current_epoch - 1,
-    ]);
-    expect(undo.rowCount).toBe(1);
-    await detectedSince(mark, "unclosed_epochs: 2 epochs have resigned_at = NULL");
+    await reopenPreviousEpoch(leader.current_epoch);
 
     const node2 = dev.agent("cp-node-2");
     const env = { AUTONOMY_ORCHESTRATOR_URL: node2.url, AUTONOMY_OPERATOR: OPERATOR };

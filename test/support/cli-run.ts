@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 import { spawn } from "node:child_process";
 import { AUTONOMY_BIN } from "./processes.js";
 
@@ -66,4 +67,19 @@ export function labelsOf(lines: readonly string[]): string[] {
     const m = /^\s*([A-Za-z][A-Za-z -]*):(\s|$)/.exec(line);
     return m ? [m[1]!] : [];
   });
+}
+
+/** The command succeeded and wrote nothing on stderr. */
+export function expectOk(r: CliResult): void {
+  expect(r.code, describeRun(r)).toBe(0);
+  expect(r.stderr, describeRun(r)).toBe("");
+}
+
+/** Refusals print nothing on stdout and exactly one line on stderr. */
+export function expectOneLineError(r: CliResult, code: number, line: RegExp): void {
+  expect(r.code, describeRun(r)).toBe(code);
+  expect(r.stdout, describeRun(r)).toBe("");
+  expect(r.stderr.endsWith("\n"), describeRun(r)).toBe(true);
+  expect(r.stderr.trimEnd().split("\n"), describeRun(r)).toHaveLength(1);
+  expect(r.stderr.trimEnd()).toMatch(line);
 }
