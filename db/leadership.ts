@@ -154,3 +154,8 @@ export async function terminateLockHolder(db: Queryable, clusterId: string, hold
   );
   return r.rows.filter((x) => x.ok).map((x) => x.pid);
 }
+
+/** Cancels `pid`'s statement only while it waits on an advisory lock: never a statement after the wait was granted. */
+export async function cancelLockWait(db: Queryable, pid: number): Promise<void> {
+  await db.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory'", [pid]);
+}

@@ -4,7 +4,7 @@ import { describeError } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
 import { noLeader, type CommandOutcome, type LeaderView, type NodeCommand, type NodeRole } from "../../core/model.js";
 import type { DatabaseTarget } from "../../db/connect.js";
-import { readLeadership, readLockHolders, terminateLockHolder } from "../../db/leadership.js";
+import { cancelLockWait, readLeadership, readLockHolders, terminateLockHolder } from "../../db/leadership.js";
 import type { SideConnection } from "../../db/side-connection.js";
 import type { AgentConfig } from "../config.js";
 import { LockSession } from "./lock-session.js";
@@ -209,10 +209,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
         statementLockTimeoutMs: this.config.leaseMs,
         // Cancel only a wait still in progress: a cancel that arrives after the
         // lock was granted must not hit the next statement of a new leader.
-        cancel: (pid) =>
-          this.side
-            .query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory'", [pid])
-            .then(() => undefined),
+        cancel: (pid) => cancelLockWait(this.side.db, pid),
       });
       this.log.info({ pid: this.session.pid }, "lock session connected");
       // Fenced describes the lost term; a fresh session starts as a follower.

@@ -106,10 +106,20 @@ export class LockSession {
    */
   async waitLock(ms: number, signal: AbortSignal): Promise<boolean> {
     if (signal.aborted) return false;
-    const onAbort = () => void this.options.cancel(this.pid).catch(() => undefined);
+    let waiting = true;
+    // The cancel only hits a backend that is waiting on the lock, so an abort
+    // that lands just before the wait begins is repeated until the wait ends.
+    const onAbort = () =>
+      void (async () => {
+        while (waiting) {
+          await this.options.cancel(this.pid).catch(() => undefined);
+          if (waiting) await new Promise((r) => setTimeout(r, 25));
+        }
+      })();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       await this.query(`SELECT set_config('lock_timeout', $1, false)`, [`${Math.max(1, Math.round(ms))}ms`]);
+      if (signal.aborted) return false;
       const [row] = await this.query<{ pid: number }>("SELECT pg_advisory_lock($1, hashtext($2)), pg_backend_pid() AS pid", [
         LOCK_CLASS_ID,
         this.options.clusterId,
@@ -122,6 +132,7 @@ export class LockSession {
       if (cause?.code === "55P03" || cause?.code === "57014") return false;
       throw err;
     } finally {
+      waiting = false;
       signal.removeEventListener("abort", onAbort);
       if (this.alive) await this.query(`SELECT set_config('lock_timeout', '0', false)`, []).catch(() => undefined);
     }
