@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import type { GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { anonymousPrincipal, type Principal } from "./auth/principal.js";
 import { grpcStatusOf } from "./status.js";
 
 /** What a handler knows about its call, besides the request. */
@@ -11,6 +12,8 @@ export interface CallContext {
   readonly peer: string;
   /** Aborted when the client cancels or the server shuts down. */
   readonly signal: AbortSignal;
+  /** Who is calling, proved by the transport (certificate or token); never from a header the client set. */
+  readonly principal: Principal;
 }
 
 /**
@@ -92,7 +95,7 @@ function contextOf(call: AnyServerCall, controller: AbortController): CallContex
     metadata.set(key.toLowerCase(), Buffer.isBuffer(value) ? value.toString("utf8") : String(value));
   }
   (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", () => controller.abort(new Error("call cancelled by the client")));
-  return { metadata, peer: call.getPeer(), signal: controller.signal };
+  return { metadata, peer: call.getPeer(), signal: controller.signal, principal: anonymousPrincipal };
 }
 
 function toServiceError(err: unknown): grpc.ServiceError {

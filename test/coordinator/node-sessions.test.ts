@@ -6,6 +6,7 @@ import { silentLogger } from "../../core/log.js";
 import { ConnectRequestSchema, type ConnectRequest } from "../../gen/autonomy/ha/v1/agent_pb.js";
 import { NodeSessions } from "../../coordinator/live/node-sessions.js";
 import { Outbox } from "../../coordinator/live/outbox.js";
+import { anonymousPrincipal } from "../../rpc/auth/principal.js";
 import { reportToWire } from "../../rpc/wire.js";
 import { report } from "../../coordinator/view/builders.js";
 
@@ -19,7 +20,7 @@ function setup() {
     const requests = new Outbox<ConnectRequest>();
     const ac = new AbortController();
     const metadata = new Map(nodeId ? [["x-autonomy-node-id", nodeId]] : []);
-    const responses = sessions.connect(requests, { metadata, peer: "test", signal: ac.signal })[Symbol.asyncIterator]();
+    const responses = sessions.connect(requests, { metadata, peer: "test", signal: ac.signal, principal: anonymousPrincipal })[Symbol.asyncIterator]();
     return { requests, responses, ac };
   };
   const reportMsg = (nodeId: string, o: Parameters<typeof report>[1] = {}) =>
