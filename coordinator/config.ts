@@ -38,6 +38,16 @@ export interface CoordinatorPolicy {
   readonly operationTimeoutMs: number;
   /** Deadline for an agent to ack a command. */
   readonly commandTimeoutMs: number;
+  /**
+   * A lock holder that no agent's report names (by backend pid) while it
+   * carries the application_name of a live node is an intruder; it is ended
+   * once it has been seen this long (see detect/intruder.ts for the rule).
+   */
+  readonly intruderGraceMs: number;
+  /** A node that has not reported this long leaves the view (audited as ha.node.expired). */
+  readonly nodeExpiryMs: number;
+  /** At most this many distinct node ids are known at once; streams of further ids are refused. */
+  readonly maxNodes: number;
 }
 
 export const defaultPolicy: CoordinatorPolicy = {
@@ -57,6 +67,9 @@ export const defaultPolicy: CoordinatorPolicy = {
   campaignTimeoutMs: 5_000,
   operationTimeoutMs: 10_000,
   commandTimeoutMs: 5_000,
+  intruderGraceMs: 5_000,
+  nodeExpiryMs: 600_000,
+  maxNodes: 64,
 };
 
 /** Fills defaults and checks every relation; throws INVALID_ARGUMENT naming the one that failed. */
@@ -65,7 +78,7 @@ export function makePolicy(overrides: Partial<CoordinatorPolicy> = {}): Coordina
   validateClusterId(p.clusterId);
   const positive: (keyof CoordinatorPolicy)[] = [
     "failureTimeoutMs", "pollIntervalMs", "reportStaleAfterMs", "lagWarnSeconds", "lagCriticalSeconds",
-    "designationWaitMs", "campaignTimeoutMs", "operationTimeoutMs", "commandTimeoutMs",
+    "designationWaitMs", "campaignTimeoutMs", "operationTimeoutMs", "commandTimeoutMs", "intruderGraceMs", "nodeExpiryMs",
   ];
   for (const k of positive) {
     const v = p[k] as number;
@@ -85,6 +98,22 @@ export function makePolicy(overrides: Partial<CoordinatorPolicy> = {}): Coordina
   if (p.reportStaleAfterMs > p.failureTimeoutMs) {
     throw invalidArgument(`report-stale-after (${p.reportStaleAfterMs}ms) must not exceed failure-timeout (${p.failureTimeoutMs}ms)`);
   }
+  if (p.intruderGraceMs <= p.holderMismatchGraceMs) {
+    throw invalidArgument(
+      `intruder-grace (${p.intruderGraceMs}ms) must be greater than holder-mismatch-grace (${p.holderMismatchGraceMs}ms), or an agent's own lock grant could be ended before its report names it`,
+    );
+  }
+  if (p.intruderGraceMs < p.reportStaleAfterMs) {
+    throw invalidArgument(
+      `intruder-grace (${p.intruderGraceMs}ms) must be at least report-stale-after (${p.reportStaleAfterMs}ms), so every live agent has reported several times before a lock holder is ended as an intruder`,
+    );
+  }
+  if (p.nodeExpiryMs <= p.failureTimeoutMs) {
+    throw invalidArgument(
+      `node-expiry (${p.nodeExpiryMs}ms) must be greater than failure-timeout (${p.failureTimeoutMs}ms, itself at least report-stale-after), or a hung leader could leave the view before it is judged`,
+    );
+  }
+  if (!Number.isInteger(p.maxNodes) || p.maxNodes < 1) throw invalidArgument(`max-nodes must be a whole number of at least 1, got ${p.maxNodes}`);
   return p;
 }
 

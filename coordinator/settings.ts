@@ -2,6 +2,7 @@ import { parseListen } from "../agent/config.js";
 import { invalidArgument } from "../core/errors.js";
 import { DEFAULT_CLUSTER_ID, SchemaName } from "../db/identifiers.js";
 import type { SettingSpec, Settings } from "../cli/settings.js";
+import { serverSecurity, serverSecuritySettings } from "../rpc/auth/settings.js";
 import { makePolicy } from "./config.js";
 import type { CoordinatorConfig } from "./start-coordinator.js";
 
@@ -22,7 +23,11 @@ export const coordinatorSettings: readonly SettingSpec[] = [
   { flag: "lag-warn", env: "AUTONOMY_LAG_WARN", kind: "duration", default: "5s", help: "replication lag above this is warn" },
   { flag: "lag-critical", env: "AUTONOMY_LAG_CRITICAL", kind: "duration", default: "10s", help: "replication lag above this is critical: failover refused unless forced" },
   { flag: "lag-gate-max-wait", env: "AUTONOMY_LAG_GATE_MAX_WAIT", kind: "duration", default: "30s", help: "a leaderless cluster accepts a lag-critical candidate after this long" },
+  { flag: "intruder-grace", env: "AUTONOMY_INTRUDER_GRACE", kind: "duration", default: "5s", help: "a lock holder no agent's report names, carrying a live node's name, is ended after this long" },
+  { flag: "node-expiry", env: "AUTONOMY_NODE_EXPIRY", kind: "duration", default: "10m", help: "a node that has not reported this long leaves the view" },
+  { flag: "max-nodes", env: "AUTONOMY_MAX_NODES", kind: "int", default: "64", help: "at most this many distinct node ids; streams of further ids are refused" },
   { flag: "operation-timeout", env: "AUTONOMY_OPERATION_TIMEOUT", kind: "duration", default: "10s", help: "deadline for a failover or recovery to be confirmed" },
+  ...serverSecuritySettings,
   { flag: "log-level", env: "AUTONOMY_LOG_LEVEL", kind: "string", default: "info", help: "trace, debug, info, warn or error" },
 ];
 
@@ -45,6 +50,9 @@ export function coordinatorConfig(s: Settings): CoordinatorConfig {
     lagCriticalSeconds: s.number("lag-critical") / 1000,
     lagGateMaxWaitMs: s.number("lag-gate-max-wait"),
     operationTimeoutMs: s.number("operation-timeout"),
+    intruderGraceMs: s.number("intruder-grace"),
+    nodeExpiryMs: s.number("node-expiry"),
+    maxNodes: s.number("max-nodes"),
   });
-  return { databaseUrl: s.string("database-url"), host, port, auditDir, schema: s.string("schema"), policy };
+  return { databaseUrl: s.string("database-url"), host, port, auditDir, schema: s.string("schema"), policy, security: serverSecurity(s) };
 }

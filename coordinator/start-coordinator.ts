@@ -5,9 +5,11 @@ import { noLeader } from "../core/model.js";
 import { parseDatabaseUrl, redact } from "../db/connect.js";
 import { SchemaName } from "../db/identifiers.js";
 import { migrate } from "../db/migrations.js";
+import type { ServerSecurity } from "../rpc/auth/settings.js";
 import { serve } from "../rpc/server.js";
+import { listenerMetrics } from "../rpc/auth/listener-metrics.js";
 import { AuditLog } from "./audit/audit-log.js";
-import { readAuditEvents } from "./audit/audit-reader.js";
+import { EpochFloor } from "./live/epoch-floor.js";
 import { makePolicy, type CoordinatorPolicy } from "./config.js";
 import { createTruthPool, DatabaseTruthPoller } from "./live/db-truth.js";
 import { Engine } from "./live/engine.js";
@@ -36,6 +38,8 @@ export interface CoordinatorConfig {
   readonly clock?: Clock;
   /** Largest gRPC message accepted. Default 1 MiB. */
   readonly maxMessageBytes?: number;
+  /** Who may call what; without it the coordinator must listen on loopback. */
+  readonly security?: ServerSecurity;
 }
 
 export interface RunningCoordinator {
@@ -87,10 +91,13 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   engine.autoRecover = async (target, reason) => {
     await recoverSplitBrain(ctx, { strategy: "promote-leader", operator: "system", reason, caller: "coordinator (automatic recovery)", force: false, targetNode: target });
   };
-  // The epoch floor survives restarts through the audit log: an epoch once
-  // seen is never handed out again, even if the database lost its rows.
-  const past = await readAuditEvents(config.auditDir, { limit: 100_000, clusterId: policy.clusterId }).catch(() => ({ events: [] }));
-  engine.epochFloor = Math.max(0, ...past.events.map((e) => e.epoch));
+  // The epoch floor lives in the lock database (epoch_floor, with the server's
+  // identity): it survives restarts, replicates to standbys, and a fresh
+  // database starts from zero whatever an old audit log says.
+  engine.floor = await EpochFloor.load(pool, schema, policy.clusterId, log).catch(async (err: unknown) => {
+    await pool.end().catch(() => undefined);
+    throw toHaError(err, `cannot read the epoch floor from ${redact(config.databaseUrl)}`);
+  });
 
   truth.onRead(() => engine?.evaluate());
   await truth.refresh();
@@ -109,6 +116,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       maintenance: view.maintenance,
       databaseReachable: view.db?.reachable === true,
       watchers: watchers.count,
+      intruders: { current: engine!.intruders().length, ...engine!.counters.intruders },
     };
   };
   let server;
@@ -117,9 +125,12 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       host: config.host ?? "127.0.0.1",
       port: config.port ?? 8890,
       services: coordinatorServices(ctx, events, watchers),
-      http: coordinatorRoutes(engine, metrics),
+      http: coordinatorRoutes(engine, metrics, () => listenerMetrics(config.security?.auth, config.host ?? "127.0.0.1")),
       log,
       maxMessageBytes: config.maxMessageBytes,
+      auth: config.security?.auth,
+      insecureListen: config.security?.insecureListen,
+      healthListen: config.security?.healthListen,
     });
   } catch (err) {
     truth.stop();
@@ -127,7 +138,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     await pool.end().catch(() => undefined);
     throw toHaError(err, `cannot listen on ${config.host ?? "127.0.0.1"}:${config.port ?? 8890}`);
   }
-  log.info({ url: server.url, cluster_id: policy.clusterId, schema: schema.name, audit_dir: config.auditDir }, "coordinator listening");
+  log.info(
+    { url: server.url, cluster_id: policy.clusterId, schema: schema.name, audit_dir: config.auditDir, tls: Boolean(config.security?.auth.tls), tokens: config.security?.auth.tokens?.size ?? 0 },
+    "coordinator listening",
+  );
 
   let stopping: Promise<void> | undefined;
   const running = server;

@@ -28,6 +28,26 @@ export interface EpochRow {
   readonly endReason: string | undefined;
 }
 
+/** The largest epoch a PostgreSQL bigint holds; no epoch is ever above it. */
+export const MAX_EPOCH = 2n ** 63n - 1n;
+
+/**
+ * How far above the highest epoch confirmed in the lock database any epoch we
+ * are told about may be. A term opens one epoch, and a database failover that
+ * lost its newest rows loses a few terms at most, so a real epoch is never far
+ * above what the database holds; a value beyond this is forged or corrupt, and
+ * taking it as a floor would push every later term there (one forged 2^53-1
+ * once made every later term unusable).
+ */
+export const MAX_EPOCH_JUMP = 1000;
+
+/**
+ * The epoch gate: a transaction-scoped advisory lock per cluster, shared by
+ * assert_epoch and exclusive for open_epoch/close_epoch (see migration 4). Its
+ * classid ("AHAG") differs from LOCK_CLASS_ID, so LOCK_MATCH_SQL never matches it.
+ */
+export const EPOCH_GATE_CLASS_ID = 0x41484147;
+
 /** SQL that matches our advisory lock for the cluster id in $1 in pg_locks (alias l). */
 export const LOCK_MATCH_SQL = `l.locktype = 'advisory' AND l.classid = ${LOCK_CLASS_ID}::oid
   AND l.objid::bigint = (hashtext($1)::bigint & 4294967295) AND l.objsubid = 2
@@ -155,7 +175,74 @@ export async function terminateLockHolder(db: Queryable, clusterId: string, hold
   return r.rows.filter((x) => x.ok).map((x) => x.pid);
 }
 
-/** Cancels `pid`'s statement only while it waits on an advisory lock: never a statement after the wait was granted. */
+/**
+ * Cancels `pid`'s statement only while it waits on the leader lock: never a
+ * statement after the wait was granted, nor open_epoch waiting on the epoch gate.
+ */
 export async function cancelLockWait(db: Queryable, pid: number): Promise<void> {
-  await db.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory'", [pid]);
+  await db.query(
+    `SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a
+      WHERE a.pid = $1 AND a.wait_event_type = 'Lock' AND a.wait_event = 'advisory'
+        AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted AND l.locktype = 'advisory'
+                       AND l.classid = ${LOCK_CLASS_ID}::oid AND l.objsubid = 2)`,
+    [pid],
+  );
+}
+
+/** What the lock database itself confirms about a cluster's epochs. */
+export interface ConfirmedEpoch {
+  /** The server's system identifier: standbys share it, a fresh initdb does not. */
+  readonly systemIdentifier: string;
+  /** epoch_floor.floor for this cluster and server (0 without a row). */
+  readonly storedFloor: number;
+  /** The highest of the stored floor, leadership_state.epoch and every leader_epochs row. */
+  readonly confirmed: number;
+}
+
+export async function readConfirmedEpoch(db: Queryable, s: SchemaName, clusterId: string): Promise<ConfirmedEpoch> {
+  const r = await db.query<{ system_identifier: string; stored: string; confirmed: string }>(
+    `WITH id AS (SELECT system_identifier::text AS sysid FROM pg_control_system()),
+          stored AS (SELECT coalesce(max(f.floor), 0) AS v FROM ${s.q("epoch_floor")} f, id
+                      WHERE f.cluster_id = $1 AND f.system_identifier = id.sysid)
+     SELECT id.sysid AS system_identifier, stored.v AS stored,
+            greatest(stored.v,
+                     (SELECT coalesce(max(epoch), 0) FROM ${s.q("leadership_state")} WHERE cluster_id = $1),
+                     (SELECT coalesce(max(epoch), 0) FROM ${s.q("leader_epochs")} WHERE cluster_id = $1)) AS confirmed
+       FROM id, stored`,
+    [clusterId],
+  );
+  const row = r.rows[0]!;
+  return { systemIdentifier: row.system_identifier, storedFloor: Number(row.stored), confirmed: Number(row.confirmed) };
+}
+
+/**
+ * Raises epoch_floor for this cluster to `floor` (never lowers it), only on
+ * the server whose system identifier is `systemIdentifier` and only within
+ * MAX_EPOCH_JUMP of what that server confirms itself. Returns the stored floor
+ * afterwards, or undefined when nothing was written (another server, or out of bounds).
+ */
+export async function raiseEpochFloor(
+  db: Queryable,
+  s: SchemaName,
+  clusterId: string,
+  systemIdentifier: string,
+  floor: number,
+): Promise<number | undefined> {
+  const r = await db.query<{ floor: string }>(
+    `WITH id AS (SELECT system_identifier::text AS sysid FROM pg_control_system()),
+          confirmed AS (
+            SELECT greatest(
+              (SELECT coalesce(max(f.floor), 0) FROM ${s.q("epoch_floor")} f, id WHERE f.cluster_id = $1 AND f.system_identifier = id.sysid),
+              (SELECT coalesce(max(epoch), 0) FROM ${s.q("leadership_state")} WHERE cluster_id = $1),
+              (SELECT coalesce(max(epoch), 0) FROM ${s.q("leader_epochs")} WHERE cluster_id = $1)) AS v)
+     INSERT INTO ${s.q("epoch_floor")} AS f (cluster_id, system_identifier, floor, updated_at)
+     SELECT $1, id.sysid, $3::bigint, now() FROM id, confirmed
+      WHERE id.sysid = $2 AND $3::bigint <= confirmed.v + ${MAX_EPOCH_JUMP}
+     ON CONFLICT (cluster_id, system_identifier) DO UPDATE
+        SET floor = greatest(f.floor, excluded.floor), updated_at = now()
+     RETURNING f.floor`,
+    [clusterId, systemIdentifier, floor],
+  );
+  const row = r.rows[0];
+  return row ? Number(row.floor) : undefined;
 }

@@ -7,6 +7,7 @@ import type { DatabaseTarget } from "../../db/connect.js";
 import { cancelLockWait, readLeadership, readLockHolders, terminateLockHolder } from "../../db/leadership.js";
 import type { SideConnection } from "../../db/side-connection.js";
 import type { AgentConfig } from "../config.js";
+import { campaignFloorRefusal } from "./campaign-floor.js";
 import { LockSession } from "./lock-session.js";
 import { roleOf, selfCampaignIntervalMs, shouldTakeOver, watchHeartbeat, writeReadiness, type HeartbeatWatch, type Readiness, type Term } from "./readiness.js";
 
@@ -372,6 +373,8 @@ export class Elector extends EventEmitter<{ change: [] }> {
         return { ...outcome(command, "done", `resigned epoch ${command.epoch}${action.hold ? "; holding" : ""}`, 0), resignedAt: at };
       }
       case "campaign": {
+        const refusal = campaignFloorRefusal(action.epochFloor, Math.max(observedEpoch, this.term?.epoch ?? 0));
+        if (refusal) return outcome(command, "refused", `campaign refused: ${refusal}`, this.term?.epoch ?? 0);
         this.setHeld(false);
         this.noteEpoch(action.epochFloor);
         if (this.term) return outcome(command, "done", `already leader for epoch ${this.term.epoch}`, this.term.epoch);

@@ -66,6 +66,7 @@ export function statusText(s: GetStatusResponse): string[] {
   const notes: [string, string][] = [];
   if (s.maintenance) notes.push(["Maintenance", 'paused: no automatic failover or recovery ("autonomy ha resume" ends it)']);
   if (s.splitBrainDetected) notes.push(["Split-Brain", 'DETECTED: run "autonomy ha split-brain detect" for the evidence']);
+  if (s.databaseError) notes.push(["Database", `UNREACHABLE: the leader and nodes above are the coordinator's last reading (${s.databaseError})`]);
   if (notes.length > 0) lines.push("", ...labelled(notes, "", TOP));
   return lines;
 }
@@ -98,6 +99,7 @@ export function statusJson(s: GetStatusResponse) {
     node_id: s.nodeId,
     cluster_id: s.clusterId,
     answered_by: s.answeredBy,
+    database_error: s.databaseError || null,
     leader: {
       holder_id: s.leader?.holderId ?? "",
       epoch: num(s.leader?.epoch ?? 0n),

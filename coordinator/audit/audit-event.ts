@@ -37,6 +37,14 @@ export const AuditType = {
   MaintenanceResumed: "ha.maintenance.resumed",
   LeaderChanged: "ha.leader.changed",
   LeaderLost: "ha.leader.lost",
+  /** Recorded before a split-brain recovery acts: no recovery runs unaudited. */
+  SplitBrainRecoveryStarted: "ha.split_brain.recovery_started",
+  /** A session holds the leader lock that no agent's report names. */
+  IntruderDetected: "ha.intruder.detected",
+  IntruderTerminated: "ha.intruder.terminated",
+  /** A second stream for a node id that already has a live one. */
+  NodeStreamRefused: "ha.node.stream_refused",
+  NodeExpired: "ha.node.expired",
 } as const;
 
 export const AUDIT_FILE = "audit.jsonl";

@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, open, type FileHandle } from "node:fs/promises";
+import { mkdir, open, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import type { Clock } from "../../core/clock.js";
+import { ErrorCode, HaError, describeError } from "../../core/errors.js";
+import type { Logger } from "../../core/log.js";
 import { AUDIT_FILE, type AuditEvent, type AuditQuery } from "./audit-event.js";
 import { readAuditEvents } from "./audit-reader.js";
 
@@ -42,15 +44,41 @@ export class AuditLog {
       evidence: input.evidence ?? {},
     };
     const line = JSON.stringify(event) + "\n";
-    const write = this.tail.then(async () => {
+    return this.serialized(async () => {
       if (this.closed) throw new Error("audit log is closed");
       const h = await this.file();
-      await h.write(line);
-      await h.datasync();
+      try {
+        await h.write(line);
+        await h.datasync();
+      } catch (err) {
+        throw unusable(`cannot write ${this.path}: ${describeError(err)}`, err);
+      }
       return event;
     });
-    this.tail = write.catch(() => undefined);
-    return write;
+  }
+
+  /**
+   * Proves that the next event can be written: the directory exists (or is
+   * created), and the file is open for appending and is still the one at
+   * the path. Mutating calls await this BEFORE they act, so an action that
+   * cannot be audited is refused rather than done unrecorded. Fails with a
+   * FailedPrecondition HaError that names the path.
+   */
+  ready(): Promise<void> {
+    return this.serialized(async () => {
+      if (this.closed) throw unusable("the audit log is closed");
+      await this.file();
+    });
+  }
+
+  private get path(): string {
+    return path.join(this.dir, AUDIT_FILE);
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work);
+    this.tail = run.catch(() => undefined);
+    return run;
   }
 
   query(query: AuditQuery): Promise<AuditEvent[]> {
@@ -64,13 +92,59 @@ export class AuditLog {
     await h?.close();
   }
 
-  private file(): Promise<FileHandle> {
-    this.handle ??= mkdir(this.dir, { recursive: true })
-      .then(() => open(path.join(this.dir, AUDIT_FILE), "a"))
-      .catch((err: unknown) => {
-        this.handle = undefined; // try again with the next event
-        throw err;
-      });
+  /**
+   * The open file, reopened when the path no longer names it (the directory
+   * was moved, deleted or replaced): writing on to an unlinked file would
+   * lose every event without an error.
+   */
+  private async file(): Promise<FileHandle> {
+    const current = await this.handle?.catch(() => undefined);
+    if (current) {
+      const same = await Promise.all([current.stat(), stat(this.path)]).then(
+        ([open, named]) => open.ino === named.ino && open.dev === named.dev,
+        () => false,
+      );
+      if (same) return current;
+      await current.close().catch(() => undefined);
+    }
+    this.handle = this.openFile();
+    this.handle.catch(() => (this.handle = undefined)); // try again with the next event
     return this.handle;
+  }
+
+  private async openFile(): Promise<FileHandle> {
+    const dir = await stat(this.dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return undefined;
+      throw unusable(`cannot inspect ${this.dir}: ${describeError(err)}`, err);
+    });
+    if (dir && !dir.isDirectory()) throw unusable(`${this.dir} is not a directory`);
+    if (!dir) await mkdir(this.dir, { recursive: true }).catch((err: unknown) => Promise.reject(unusable(`cannot create ${this.dir}: ${describeError(err)}`, err)));
+    try {
+      return await open(this.path, "a");
+    } catch (err) {
+      throw unusable(`cannot open ${this.path} for appending: ${describeError(err)}`, err);
+    }
+  }
+}
+
+function unusable(what: string, cause?: unknown): HaError {
+  return new HaError(ErrorCode.FailedPrecondition, `audit log unusable: ${what}; fix --audit-dir`, { cause });
+}
+
+/**
+ * Records an action that has already happened. The action stands whatever
+ * the audit log does, so a failed write is not the caller's failure: it is
+ * logged as an error with the whole event (so the record survives in the
+ * process log) and returned as a sentence the caller can add to its answer.
+ * Returns undefined when the event is on disk.
+ */
+export async function recordAfterActing(audit: AuditLog, log: Logger, input: AuditInput): Promise<string | undefined> {
+  try {
+    await audit.append(input);
+    return undefined;
+  } catch (err) {
+    const problem = `not recorded in the audit log: ${describeError(err)}`;
+    log.error({ audit_event: input, err: describeError(err) }, `AUDIT WRITE FAILED after the action took effect; ${problem}`);
+    return problem;
   }
 }

@@ -1,6 +1,7 @@
 import type { CoordinatorPolicy } from "../config.js";
+import { detectIntruders } from "../detect/intruder.js";
 import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
-import { freshClaimants, highestEpochKnown, isFresh, leaderOf, nodeById, type ClusterView } from "../view/cluster-view.js";
+import { freshClaimants, highestEpochKnown, holderOwner, isFresh, leaderOf, nodeById, verifyLockClaim, type ClusterView } from "../view/cluster-view.js";
 import { chooseSuccessor, type Choice } from "./successor.js";
 
 /** Decisions that change nothing: the reason says why. */
@@ -18,12 +19,15 @@ export type WaitKind =
   | "cooldown"
   | "campaign_in_flight"
   | "no_candidate"
-  | "lag_gate_wait";
+  | "lag_gate_wait"
+  | "intruder_wait";
 
 export type Decision =
   | { readonly kind: WaitKind; readonly reason: string }
   /** Order a node to take the lock (cause: the lock is free, or the leader is hung). */
   | { readonly kind: "campaign"; readonly reason: string; readonly nodeId: string; readonly epochFloor: number; readonly cause: "lock_free" | "leader_hung" }
+  /** End a lock session that is no agent's (detect/intruder.ts), re-checked by pid, name and start time. */
+  | { readonly kind: "terminate_intruder"; readonly reason: string; readonly pid: number; readonly applicationName: string; readonly backendStart: Date | undefined }
   /** End a hung leader's lock session so the lock becomes free. */
   | { readonly kind: "terminate_leader"; readonly reason: string; readonly nodeId: string; readonly pid: number }
   /** Queue the best candidate on the lock (Campaign with wait_ms) so a crash hands over in ms. */
@@ -46,6 +50,19 @@ export function decide(view: ClusterView, policy: CoordinatorPolicy, nowMs: numb
   const db = view.db;
   if (!db || !db.reachable) {
     return [{ kind: "database_unreachable", reason: `lock database unreachable (${db?.error || "not read yet"}); leaving elections to the agents` }];
+  }
+  // An intruder is nobody's leader: ending it is safe whatever else is going
+  // on (detectIntruders only lets it be ended when no agent can own it), and
+  // while it holds the lock no recovery or failover can complete.
+  const intruder = view.maintenance ? undefined : detectIntruders(view, policy, nowMs).find((i) => i.terminable);
+  if (intruder) {
+    return [{
+      kind: "terminate_intruder",
+      pid: intruder.pid,
+      applicationName: intruder.applicationName,
+      backendStart: intruder.backendStart,
+      reason: `${intruder.detail}: terminate pid ${intruder.pid} (held the lock ${Math.round(intruder.heldForMs)}ms, intruder grace ${policy.intruderGraceMs}ms)`,
+    }];
   }
   const split = finding ?? detectSplitBrain(view, policy, nowMs);
   if (split.detected) return splitBrain(view, policy, nowMs, split);
@@ -81,7 +98,11 @@ export function decide(view: ClusterView, policy: CoordinatorPolicy, nowMs: numb
     return [{ kind: "campaign", cause: "lock_free", nodeId: choice.nodeId, epochFloor: floor, reason: `the lock is free: order ${choice.nodeId} to campaign above epoch ${floor}; ${choice.reason}` }];
   }
 
-  const leaderId = holder.applicationName;
+  const owner = holderOwner(view, holder, policy, nowMs);
+  if (owner.kind === "intruder") {
+    return [{ kind: "intruder_wait", reason: `the lock is held by pid ${holder.pid}, which carries ${owner.nodeId}'s name but is not its agent's session; it is ended after the intruder grace (${policy.intruderGraceMs}ms)` }];
+  }
+  const leaderId = owner.nodeId;
   const leader = nodeById(view, leaderId);
   const heartbeatAge = nowMs - db.heartbeatAdvancedAtMs;
   const streamAlive = leader !== undefined && isFresh(leader, policy, nowMs);
@@ -177,6 +198,10 @@ export function recoveryTarget(view: ClusterView, policy: CoordinatorPolicy, now
   if (sorted[1] && sorted[1].report.epoch === sorted[0]!.report.epoch) {
     return { why: `${sorted[0]!.nodeId} and ${sorted[1].nodeId} both hold epoch ${sorted[0]!.report.epoch}; ambiguous` };
   }
+  // Only a claim the coordinator's own database confirms may be crowned: a
+  // stream can say anything about a database the coordinator cannot read.
+  const check = verifyLockClaim(view, sorted[0]!);
+  if (!check.verified) return { why: `the highest claim is not confirmed by the coordinator's database: ${check.why}` };
   return sorted[0]!.nodeId;
 }
 

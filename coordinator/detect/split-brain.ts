@@ -1,4 +1,4 @@
-import { freshClaimants, isFresh, onDatabase, type ClusterView, type NodeState } from "../view/cluster-view.js";
+import { freshClaimants, holderOwner, isFresh, onDatabase, verifyLockClaim, type ClusterView, type NodeState } from "../view/cluster-view.js";
 
 export type CriterionName =
   | "epoch_divergence"
@@ -77,8 +77,10 @@ export function detectSplitBrain(view: ClusterView, timing: DetectTiming, nowMs:
   const mismatch: string[] = [];
   if (db && db.leadership.holderId && nowMs - db.lockHoldersSinceMs >= timing.holderMismatchGraceMs) {
     for (const h of db.lockHolders) {
-      if (h.applicationName !== db.leadership.holderId) {
-        mismatch.push(`lock held by ${h.applicationName || `pid ${h.pid}`}; leadership_state.holder_id = ${db.leadership.holderId}`);
+      // Owners by backend pid; a session that is no agent's is the intruder finding's (detect/intruder.ts).
+      const owner = holderOwner(view, h, timing, nowMs);
+      if (owner.kind !== "intruder" && owner.nodeId !== db.leadership.holderId) {
+        mismatch.push(`lock held by ${owner.nodeId || `pid ${h.pid}`}; leadership_state.holder_id = ${db.leadership.holderId}`);
       }
     }
   }
@@ -117,7 +119,7 @@ export function detectSplitBrain(view: ClusterView, timing: DetectTiming, nowMs:
     holderMismatch: criteria[1]!.detected,
     unclosedEpochs: unclosed,
     claimants: [...involved].sort(),
-    explanation: explain(view, criteria, concurrent, detected),
+    explanation: explain(view, criteria, concurrent, detected, timing, nowMs),
   };
 }
 
@@ -171,7 +173,7 @@ function push(m: Map<string, string[]>, k: string, v: string): void {
   m.set(k, [...(m.get(k) ?? []), v]);
 }
 
-function explain(view: ClusterView, criteria: readonly Criterion[], concurrent: readonly NodeState[], detected: boolean): string {
+function explain(view: ClusterView, criteria: readonly Criterion[], concurrent: readonly NodeState[], detected: boolean, timing: DetectTiming, nowMs: number): string {
   if (!detected) {
     const n = view.nodes.filter((x) => x.connected).length;
     return `no split-brain: ${n} connected node${n === 1 ? "" : "s"}, at most one claims write authority`;
@@ -193,13 +195,22 @@ function explain(view: ClusterView, criteria: readonly Criterion[], concurrent: 
     if (epochs.size === 1) {
       lines.push(`Both hold epoch ${top[0]!.report.epoch}: the situation is ambiguous; use manual-reconcile, then fail over to the chosen node.`);
     } else {
-      lines.push(`${top[0]!.nodeId} has the highest epoch (${top[0]!.report.epoch}) and is the likely correct leader; recover with promote-leader.`);
+      const check = verifyLockClaim(view, top[0]!);
+      if (check.verified) {
+        lines.push(`${top[0]!.nodeId} has the highest epoch (${top[0]!.report.epoch}) and the coordinator's database confirms its lock; recover with promote-leader.`);
+      } else {
+        // A claim nobody can check is never advice to crown it.
+        lines.push(
+          `${top[0]!.nodeId} reports the highest epoch (${top[0]!.report.epoch}), but its claim is unverified: ${check.why}. ` +
+            `Verify on that database that ${top[0]!.nodeId}'s lock session (pid ${top[0]!.report.lockBackendPid || "not reported"}) holds the lock and that leader_epochs has its term before choosing it; until then use manual-reconcile.`,
+        );
+      }
     }
   }
   if (on.get("holder_mismatch")) {
     const db = view.db!;
     lines.push(
-      `leadership_state names ${db.leadership.holderId} but ${db.lockHolders.map((h) => h.applicationName).join(", ")} holds the lock: ` +
+      `leadership_state names ${db.leadership.holderId} but ${db.lockHolders.map((h) => holderOwner(view, h, timing, nowMs).nodeId || `pid ${h.pid}`).join(", ")} holds the lock: ` +
         `${db.leadership.holderId} lost its session without closing its term, or the row was edited.`,
     );
   }

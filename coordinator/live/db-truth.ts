@@ -75,6 +75,12 @@ export class DatabaseTruthPoller {
     let truth: DatabaseTruth;
     try {
       const client = await this.pool.connect();
+      // A checked-out client has no listener of the pool's: without ours, a
+      // server that dies mid-read (pg_ctl stop -m immediate) emits an
+      // unhandled 'error' and ends the process. The failed query rejects too,
+      // so the read below reports the database unreachable.
+      const onError = (err: Error) => this.log.debug({ err: err.message }, "lock database connection failed during a read");
+      client.on("error", onError);
       try {
         // One snapshot for the rows we compare with each other.
         await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -100,9 +106,11 @@ export class DatabaseTruthPoller {
         };
       } catch (err) {
         await client.query("ROLLBACK").catch(() => undefined);
+        // Destroyed, not returned: a late 'error' from it must still find a listener.
         client.release(err instanceof Error ? err : true);
         throw err;
       }
+      client.off("error", onError);
       client.release();
     } catch (err) {
       if (prev?.reachable !== false) this.log.warn({ err: describeError(err) }, "lock database unreachable");
@@ -143,6 +151,27 @@ export class DatabaseTruthPoller {
    */
   terminateLockSession(nodeId: string, pid?: number): Promise<number[]> {
     return terminateLockHolder(this.pool, this.clusterId, nodeId, pid);
+  }
+
+  /**
+   * Ends exactly the session `pid`, and only while, in the same statement,
+   * it still holds our lock with the application_name and backend start we
+   * judged (so a pid reused by another backend since is never hit). Returns
+   * whether it was ended.
+   */
+  async terminateIntruder(pid: number, applicationName: string, backendStart: Date | undefined): Promise<boolean> {
+    // MATERIALIZED: pg_terminate_backend must only ever see rows that passed every filter.
+    const r = await this.pool.query<{ pid: number; ok: boolean }>(
+      `WITH target AS MATERIALIZED (
+         SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.granted AND ${LOCK_MATCH_SQL} AND l.pid = $2 AND a.application_name = $3
+            -- The Date we hold has millisecond precision; backend_start has microseconds.
+            AND ($4::timestamptz IS NULL OR abs(extract(epoch FROM a.backend_start - $4::timestamptz)) < 0.001)
+            AND l.pid <> pg_backend_pid())
+       SELECT pid, pg_terminate_backend(pid) AS ok FROM target`,
+      [this.clusterId, pid, applicationName, backendStart ?? null],
+    );
+    return r.rows.some((x) => x.ok);
   }
 }
 

@@ -7,8 +7,10 @@ import { AuditType } from "../audit/audit-event.js";
 import type { CoordinatorPolicy } from "../config.js";
 import { decide, type Decision } from "../decide/decide.js";
 import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
-import { highestEpochKnown, leaderOf, type ClusterView, type Designation } from "../view/cluster-view.js";
+import { detectIntruders, type IntruderFinding } from "../detect/intruder.js";
+import { highestEpochKnown, leaderOf, type ClusterView, type Designation, confirmedByDatabase } from "../view/cluster-view.js";
 import type { DatabaseTruthPoller } from "./db-truth.js";
+import type { EpochFloor } from "./epoch-floor.js";
 import { leaderChange, type LeaderEventLog } from "../../core/leader-event-log.js";
 import type { NodeSessions } from "./node-sessions.js";
 
@@ -40,9 +42,12 @@ export type AutoRecover = (target: string, reason: string) => Promise<void>;
 export class Engine {
   maintenance = false;
   reconcileHold = false;
+  /** The highest epoch confirmed in the lock database; only database reads raise it, never reports. */
   epochFloor = 0;
+  /** Keeps the floor in the lock database; set by the coordinator at start. */
+  floor: EpochFloor | undefined;
   autoRecover: AutoRecover | undefined;
-  readonly counters = { splitBrainDetections: 0, failovers: { planned: 0, automatic: 0, recovery: 0 } };
+  readonly counters = { splitBrainDetections: 0, failovers: { planned: 0, automatic: 0, recovery: 0 }, intruders: { detected: 0, terminated: 0 } };
 
   private operation: string | undefined;
   private operations: Promise<unknown> = Promise.resolve();
@@ -56,8 +61,13 @@ export class Engine {
   private again = false;
   private stopped = false;
   private lastReasons = "";
+  private currentIntruders: IntruderFinding[] = [];
+  /** Intruding sessions already audited, by pid and backend start. */
+  private readonly intrudersSeen = new Set<string>();
+  private readonly intrudersEnded = new Set<number>();
 
   constructor(private readonly deps: EngineDeps) {
+    deps.sessions.configure({ limits: deps.policy, audit: (input) => this.auditLater(input), confirmedEpoch: () => this.confirmedEpoch() });
     this.findingState = { finding: detectSplitBrain(this.view(), deps.policy, deps.clock.monotonicMs()), detectedAt: undefined };
   }
 
@@ -77,6 +87,12 @@ export class Engine {
     };
   }
 
+  /** The highest epoch confirmed in the lock database: what report epochs are bounded by (report-validation.ts). */
+  confirmedEpoch(): number {
+    // Not through view(): this runs for every report, and needs no node.
+    return Math.max(this.epochFloor, confirmedByDatabase(this.deps.truth.latest()));
+  }
+
   leader(): LeaderView {
     return leaderOf(this.view(), this.deps.policy, this.deps.clock.monotonicMs());
   }
@@ -85,13 +101,20 @@ export class Engine {
     return this.findingState;
   }
 
+  /** Lock holders that are no agent's session, as of the last evaluation. */
+  intruders(): readonly IntruderFinding[] {
+    return this.currentIntruders;
+  }
+
   /** Re-evaluates now: detection and leader changes synchronously, decisions right after. */
   evaluate(): void {
     if (this.stopped) return;
     const now = this.deps.clock.monotonicMs();
+    this.deps.sessions.expire(now);
+    this.epochFloor = this.floor ? this.floor.observe(this.deps.truth.latest()) : Math.max(this.epochFloor, highestEpochKnown(this.view()));
     const view = this.view();
-    this.epochFloor = Math.max(this.epochFloor, highestEpochKnown(view));
     this.trackFinding(detectSplitBrain(view, this.deps.policy, now), view);
+    this.trackIntruders(detectIntruders(view, this.deps.policy, now));
     this.trackLeader(leaderOf(view, this.deps.policy, now), now);
     this.scheduleDecisions();
   }
@@ -185,6 +208,25 @@ export class Engine {
     this.findingState = { finding, detectedAt: prev.detectedAt };
   }
 
+  /** Each intruding session is logged, counted and audited once, when first seen. */
+  private trackIntruders(found: IntruderFinding[]): void {
+    this.currentIntruders = found;
+    for (const i of found) {
+      const key = `${i.pid}/${i.backendStart?.getTime() ?? ""}`;
+      if (this.intrudersSeen.has(key)) continue;
+      this.intrudersSeen.add(key);
+      if (this.intrudersSeen.size > 1000) this.intrudersSeen.delete(this.intrudersSeen.values().next().value!);
+      this.counters.intruders.detected++;
+      this.deps.log.warn({ pid: i.pid, application_name: i.applicationName, client_addr: i.clientAddr }, `intruder holds the leader lock: ${i.detail}`);
+      this.auditLater({
+        type: AuditType.IntruderDetected,
+        node_id: i.impersonates ?? "",
+        message: `intruder holds the leader lock: ${i.detail}`,
+        evidence: intruderEvidence(i),
+      });
+    }
+  }
+
   private trackLeader(next: LeaderView, now: number): void {
     if (next.holderId === "") this.leaderlessSinceMs ??= now;
     else this.leaderlessSinceMs = undefined;
@@ -264,6 +306,27 @@ export class Engine {
           });
         return;
       }
+      case "terminate_intruder": {
+        const ended = await this.deps.truth.terminateIntruder(d.pid, d.applicationName, d.backendStart);
+        // A decision made on a read from before the termination asks again: nothing to record.
+        if (!ended && this.intrudersEnded.has(d.pid)) return;
+        if (ended) {
+          this.counters.intruders.terminated++;
+          this.intrudersEnded.add(d.pid);
+          if (this.intrudersEnded.size > 1000) this.intrudersEnded.delete(this.intrudersEnded.values().next().value!);
+        }
+        const found = this.currentIntruders.find((i) => i.pid === d.pid);
+        this.deps.log.warn({ pid: d.pid, ended }, ended ? `intruder pid ${d.pid} terminated` : `intruder pid ${d.pid} already gone`);
+        this.auditLater({
+          type: AuditType.IntruderTerminated,
+          node_id: found?.impersonates ?? "",
+          message: ended ? `terminated intruding lock session pid ${d.pid} (application_name "${d.applicationName}")` : `intruding lock session pid ${d.pid} was already gone`,
+          reason: d.reason,
+          evidence: { ...(found ? intruderEvidence(found) : { pid: d.pid, application_name: d.applicationName }), terminated: ended },
+        });
+        void this.deps.truth.refresh();
+        return;
+      }
       case "terminate_leader": {
         const pids = await this.deps.truth.terminateLockSession(d.nodeId, d.pid);
         this.noteAutomaticFailover();
@@ -323,6 +386,17 @@ export class Engine {
   private auditLater(input: Parameters<AuditLog["append"]>[0]): void {
     this.deps.audit.append(input).catch((err: unknown) => this.deps.log.error({ err: describeError(err), type: input.type }, "audit write failed"));
   }
+}
+
+function intruderEvidence(i: IntruderFinding): Record<string, unknown> {
+  return {
+    pid: i.pid,
+    application_name: i.applicationName,
+    client_addr: i.clientAddr ?? null,
+    backend_start: i.backendStart?.toISOString() ?? null,
+    impersonates: i.impersonates ?? null,
+    held_for_ms: Math.round(i.heldForMs),
+  };
 }
 
 function evidenceOf(finding: SplitBrainFinding, view: ClusterView): Record<string, unknown> {

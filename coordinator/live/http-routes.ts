@@ -10,7 +10,7 @@ import { renderMetrics, type MetricsSnapshot } from "./metrics.js";
  * health and replication as the coordinator sees them, plus liveness,
  * readiness and Prometheus metrics.
  */
-export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot): HttpRouter {
+export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot, listener: () => string = () => ""): HttpRouter {
   const leaderNode = () => {
     const leader = engine.leader();
     return { leader, node: leader.holderId ? nodeById(engine.view(), leader.holderId) : undefined };
@@ -27,6 +27,8 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
           acquired_at: leader.acquiredAt?.toISOString() ?? null,
           heartbeat_at: leader.heartbeatAt?.toISOString() ?? null,
           answered_by: "coordinator",
+          // While the lock database is unreachable this is the last reading.
+          database_reachable: engine.view().db?.reachable === true,
         },
       };
     })
@@ -58,5 +60,5 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
       const ready = db?.reachable === true;
       return { status: ready ? 200 : 503, json: { ready, database: ready ? "reachable" : db?.error || "not read yet" } };
     })
-    .get("/metrics", () => ({ text: renderMetrics(metrics()), contentType: "text/plain; version=0.0.4; charset=utf-8" }));
+    .get("/metrics", () => ({ text: renderMetrics(metrics()) + listener(), contentType: "text/plain; version=0.0.4; charset=utf-8" }));
 }

@@ -11,6 +11,8 @@ export interface MetricsSnapshot {
   readonly maintenance: boolean;
   readonly databaseReachable: boolean;
   readonly watchers: number;
+  /** Lock holders that are no agent's session; optional until every caller passes it. */
+  readonly intruders?: { readonly current: number; readonly detected: number; readonly terminated: number };
 }
 
 /** Prometheus text exposition (version 0.0.4) of the coordinator's state. */
@@ -44,6 +46,10 @@ export function renderMetrics(m: MetricsSnapshot): string {
   metric("autonomy_ha_failovers_total", "counter", "Failovers ordered by the coordinator, by kind.", (["planned", "automatic", "recovery"] as const).map((k) => [`${c},kind="${k}"`, m.failovers[k]]));
   metric("autonomy_ha_maintenance", "gauge", "1 while automatic actions are paused.", [[c, m.maintenance ? 1 : 0]]);
   metric("autonomy_ha_database_reachable", "gauge", "1 when the coordinator can read the lock database.", [[c, m.databaseReachable ? 1 : 0]]);
+  const i = m.intruders ?? { current: 0, detected: 0, terminated: 0 };
+  metric("autonomy_ha_intruder_lock_holders", "gauge", "Sessions holding the leader lock that no agent's report names.", [[c, i.current]]);
+  metric("autonomy_ha_intruders_detected_total", "counter", "Intruding lock holders found.", [[c, i.detected]]);
+  metric("autonomy_ha_intruders_terminated_total", "counter", "Intruding lock holders whose session the coordinator ended.", [[c, i.terminated]]);
   metric("autonomy_ha_leader_watchers", "gauge", "Open WatchLeader streams.", [[c, m.watchers]]);
   return lines.join("\n") + "\n";
 }

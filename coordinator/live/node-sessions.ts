@@ -9,6 +9,10 @@ import { validateNodeId } from "../../db/identifiers.js";
 import type { ConnectRequest, ConnectResponseSchema } from "../../gen/autonomy/ha/v1/agent_pb.js";
 import { ackFromWire, commandToWire, reportFromWire } from "../../rpc/wire.js";
 import type { CallContext } from "../../rpc/service-adapter.js";
+import { hasRole } from "../../rpc/auth/principal.js";
+import type { AuditInput } from "../audit/audit-log.js";
+import { AuditType } from "../audit/audit-event.js";
+import { defaultPolicy, type CoordinatorPolicy } from "../config.js";
 import type { NodeState } from "../view/cluster-view.js";
 import { Outbox } from "./outbox.js";
 import { validateReport } from "./report-validation.js";
@@ -19,7 +23,22 @@ interface Session {
   readonly nodeId: string;
   readonly streamId: number;
   readonly outbox: Outbox<Outgoing>;
+  readonly peer: string;
+  readonly principal: string;
   lastSequence: number;
+  /** When the stream opened or last delivered a report (monotonic). */
+  lastActivityMs: number;
+}
+
+/** The parts of the policy that bound the streams. */
+export type SessionLimits = Pick<CoordinatorPolicy, "reportStaleAfterMs" | "nodeExpiryMs" | "maxNodes">;
+
+export interface SessionOptions {
+  readonly limits?: SessionLimits;
+  /** Writes an audit event; failures are the callee's to log. */
+  readonly audit?: (input: AuditInput) => void;
+  /** The highest epoch the lock database confirmed: a report may not claim one far above it. */
+  readonly confirmedEpoch?: () => number;
 }
 
 interface Pending {
@@ -39,8 +58,10 @@ export interface SessionEvents {
 }
 
 /**
- * The agents' streams: one per node (a newer stream replaces an older one),
- * each node's last report and liveness, and commands with their acks.
+ * The agents' streams: one per node, each node's last report and liveness,
+ * and commands with their acks. A node id belongs to its established stream:
+ * a second stream for it is refused while the first is alive, so nobody can
+ * take over a live node's identity by connecting under its name.
  */
 export class NodeSessions {
   private readonly states = new Map<string, NodeState & { streamId: number }>();
@@ -48,13 +69,28 @@ export class NodeSessions {
   private readonly pending = new Map<string, Pending>();
   private nextStreamId = 1;
   private stopped = false;
+  private limits: SessionLimits;
+  private audit: (input: AuditInput) => void;
+  private confirmedEpoch: (() => number) | undefined;
 
   constructor(
     private readonly clusterId: string,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly events: SessionEvents,
-  ) {}
+    options: SessionOptions = {},
+  ) {
+    this.limits = options.limits ?? defaultPolicy;
+    this.audit = options.audit ?? (() => undefined);
+    this.confirmedEpoch = options.confirmedEpoch;
+  }
+
+  /** Sets the limits and the audit sink after construction (the engine owns both). */
+  configure(options: SessionOptions): void {
+    if (options.limits) this.limits = options.limits;
+    if (options.audit) this.audit = options.audit;
+    if (options.confirmedEpoch) this.confirmedEpoch = options.confirmedEpoch;
+  }
 
   nodes(): NodeState[] {
     return [...this.states.values()].map(({ streamId: _s, ...n }) => n);
@@ -74,10 +110,22 @@ export class NodeSessions {
     if (!raw) throw invalidArgument(`agent stream without ${NODE_ID_HEADER} metadata; every agent names its node`);
     const nodeId = validateNodeId(raw);
     if (this.stopped) throw unavailable("coordinator is shutting down");
-    const session: Session = { nodeId, streamId: this.nextStreamId++, outbox: new Outbox<Outgoing>(), lastSequence: 0 };
+    this.authorize(nodeId, ctx);
+    const now = this.clock.monotonicMs();
     const previous = this.sessions.get(nodeId);
+    if (previous) this.replaceable(previous, ctx, now);
+    this.admit(nodeId);
+    const session: Session = {
+      nodeId,
+      streamId: this.nextStreamId++,
+      outbox: new Outbox<Outgoing>(),
+      peer: ctx.peer,
+      principal: ctx.principal.name,
+      lastSequence: 0,
+      lastActivityMs: now,
+    };
     if (previous) {
-      this.log.info({ node_id: nodeId }, "a newer stream replaces the open one");
+      this.log.info({ node_id: nodeId, peer: ctx.peer, previous_peer: previous.peer }, "a newer stream replaces a silent one");
       this.endSession(previous, new HaError(ErrorCode.Aborted, `stream replaced by a newer stream of ${nodeId}`));
     }
     this.sessions.set(nodeId, session);
@@ -88,6 +136,90 @@ export class NodeSessions {
     ctx.signal.addEventListener("abort", () => this.endSession(session), { once: true });
     void this.consume(requests, session);
     yield* session.outbox;
+  }
+
+  /**
+   * Ends streams silent longer than the node expiry and forgets nodes that
+   * have not reported that long (audited), so stray ids cannot grow the view.
+   */
+  expire(nowMs: number): string[] {
+    const limit = this.limits.nodeExpiryMs;
+    for (const s of [...this.sessions.values()]) {
+      if (nowMs - s.lastActivityMs > limit) {
+        this.log.warn({ node_id: s.nodeId, peer: s.peer }, "agent stream silent past the node expiry: ended");
+        this.endSession(s, new HaError(ErrorCode.DeadlineExceeded, `stream of ${s.nodeId} sent no report for more than ${limit}ms (node expiry)`));
+      }
+    }
+    const expired: string[] = [];
+    for (const [id, n] of [...this.states]) {
+      if (n.connected || this.sessions.has(id) || nowMs - n.lastReportMs <= limit) continue;
+      this.states.delete(id);
+      expired.push(id);
+      const silentMs = Math.round(nowMs - n.lastReportMs);
+      this.log.info({ node_id: id, silent_ms: silentMs }, "node expired: left the view");
+      this.audit({
+        type: AuditType.NodeExpired,
+        node_id: id,
+        epoch: n.report.epoch,
+        message: `${id} left the view: no report for ${silentMs}ms (node expiry ${limit}ms)`,
+        evidence: { silent_ms: silentMs, node_expiry_ms: limit, last_role: n.report.role, last_epoch: n.report.epoch },
+      });
+    }
+    return expired;
+  }
+
+  /** Only an agent may open an agent stream, and a certificate binds it to the node it names. */
+  private authorize(nodeId: string, ctx: CallContext): void {
+    const p = ctx.principal;
+    if (!hasRole(p, "agent")) {
+      this.log.warn({ node_id: nodeId, principal: p.name, peer: ctx.peer }, "agent stream refused: caller lacks the agent role");
+      throw new HaError(ErrorCode.PermissionDenied, `${p.name} may not open an agent stream: it lacks the agent role`);
+    }
+    if (p.kind === "certificate" && p.nodeId !== nodeId) {
+      this.log.warn({ node_id: nodeId, principal: p.name, peer: ctx.peer }, "agent stream refused: node id does not match the certificate");
+      throw new HaError(
+        ErrorCode.PermissionDenied,
+        p.nodeId ? `stream names node ${nodeId} but its certificate names ${p.nodeId}` : `stream names node ${nodeId} but its certificate names no node`,
+      );
+    }
+  }
+
+  /**
+   * A newer stream may take a node id from an older one only when the older
+   * one is gone: its transport closed, or it has been silent past
+   * report-stale-after (a reconnect after a half-open connection). Otherwise
+   * the second stream is refused and audited.
+   */
+  private replaceable(previous: Session, ctx: CallContext, nowMs: number): void {
+    const silentMs = nowMs - previous.lastActivityMs;
+    if (previous.outbox.closed || silentMs > this.limits.reportStaleAfterMs) return;
+    const message =
+      `node ${previous.nodeId} already has a live stream (from ${previous.peer}, last report ${Math.round(silentMs)}ms ago); ` +
+      `a second stream is refused until that one closes or is silent for more than ${this.limits.reportStaleAfterMs}ms`;
+    this.log.warn({ node_id: previous.nodeId, peer: ctx.peer, existing_peer: previous.peer }, "second stream for a live node refused");
+    this.audit({
+      type: AuditType.NodeStreamRefused,
+      node_id: previous.nodeId,
+      caller: `${ctx.principal.name} (${ctx.peer})`,
+      message,
+      evidence: { peer: ctx.peer, principal: ctx.principal.name, existing_peer: previous.peer, existing_silent_ms: Math.round(silentMs) },
+    });
+    throw new HaError(ErrorCode.Aborted, message);
+  }
+
+  /** Refuses a node id beyond the cap of distinct known ids. */
+  private admit(nodeId: string): void {
+    if (this.states.has(nodeId) || this.sessions.has(nodeId)) return;
+    const known = new Set([...this.states.keys(), ...this.sessions.keys()]).size;
+    if (known >= this.limits.maxNodes) {
+      this.log.warn({ node_id: nodeId, known }, "agent stream refused: node limit reached");
+      // UNAVAILABLE (retryable) rather than a configuration refusal: a genuine
+      // agent reconnects with backoff and gets in once a stray id expires.
+      throw unavailable(
+        `resource limit: this coordinator already knows ${known} nodes (max-nodes ${this.limits.maxNodes}); ` +
+          `node ${nodeId} is refused until a node expires (node-expiry ${this.limits.nodeExpiryMs}ms)`,
+      );
+    }
   }
 
   /**
@@ -119,9 +251,15 @@ export class NodeSessions {
   }
 
   private async consume(requests: AsyncIterable<ConnectRequest>, session: Session): Promise<void> {
+    // Iterated by hand: leaving a for-await early calls return() on the
+    // request stream, which destroys the gRPC call and loses the status
+    // endSession is about to send.
+    const it = requests[Symbol.asyncIterator]();
     try {
-      for await (const msg of requests) {
-        if (this.sessions.get(session.nodeId) !== session) break;
+      for (;;) {
+        const next = await it.next();
+        if (next.done || this.sessions.get(session.nodeId) !== session) break;
+        const msg = next.value;
         if (msg.message.case === "report") this.applyReport(session, msg.message.value);
         else if (msg.message.case === "ack") this.applyAck(session, msg.message.value);
       }
@@ -135,7 +273,7 @@ export class NodeSessions {
   }
 
   private applyReport(session: Session, wire: NonNullable<Extract<ConnectRequest["message"], { case: "report" }>["value"]>): void {
-    validateReport(session.nodeId, wire, this.clusterId);
+    validateReport(session.nodeId, wire, this.clusterId, this.confirmedEpoch?.());
     const seq = Number(wire.sequence);
     if (seq !== 0 && seq <= session.lastSequence) {
       this.log.debug({ node_id: session.nodeId, sequence: seq, last: session.lastSequence }, "report out of order: dropped");
@@ -144,6 +282,7 @@ export class NodeSessions {
     session.lastSequence = seq;
     const report = reportFromWire(session.nodeId, wire);
     const now = this.clock.monotonicMs();
+    session.lastActivityMs = now;
     const prev = this.states.get(session.nodeId);
     const claims = report.sessionLockHeld || report.writeReady;
     const continued =

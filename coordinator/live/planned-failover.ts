@@ -4,6 +4,7 @@ import { ErrorCode, HaError, describeError, failedPrecondition } from "../../cor
 import { formatDurationMs } from "../../core/duration.js";
 import type { CommandOutcome, LeaderView } from "../../core/model.js";
 import { AuditType } from "../audit/audit-event.js";
+import { recordAfterActing } from "../audit/audit-log.js";
 import { chooseSuccessor } from "../decide/successor.js";
 import { highestEpochKnown, isFresh, leaderOf, nodeById } from "../view/cluster-view.js";
 import { knownNode, type OperationContext, type Requester } from "./operation-context.js";
@@ -88,6 +89,8 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
   const previousEpoch = leader.holderId ? leader.epoch : view.db?.leadership.epoch ?? 0;
   const floor = highestEpochKnown(view);
   const audit = { operator: req.operator, reason: req.reason, caller: req.caller, request_id: requestId };
+  // Nothing has been done yet: a failover that could not be audited is refused here, not done unrecorded.
+  await ctx.audit.ready();
   log.info({ request_id: requestId, leader: leader.holderId, successor, operator: req.operator }, `planned failover: ${leader.holderId || "no leader"} -> ${successor}`);
   await ctx.engine.releaseDesignation("a planned failover chooses its own successor");
 
@@ -108,7 +111,7 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
       resignedAt = await resign(ctx, leader, req.force);
     } catch (err) {
       ctx.engine.command(successor, { kind: "release" }, "planned failover aborted: the leader did not resign");
-      await ctx.audit.append({ ...audit, type: AuditType.FailoverFailed, node_id: leader.holderId, epoch: leader.epoch, message: describeError(err) });
+      await recordAfterActing(ctx.audit, log, { ...audit, type: AuditType.FailoverFailed, node_id: leader.holderId, epoch: leader.epoch, message: describeError(err) });
       throw err;
     }
   }
@@ -135,7 +138,7 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
     const outcome = await Promise.race([campaign, clock.sleep(10).then(() => undefined)]);
     const why = outcome ? `; campaign ${"result" in outcome ? `${outcome.result}: ${outcome.message}` : describeError(outcome.error)}` : "";
     const message = `failover incomplete: ${describeError(err)}${why}`;
-    await ctx.audit.append({ ...audit, type: AuditType.FailoverFailed, node_id: successor, epoch: previousEpoch, message });
+    await recordAfterActing(ctx.audit, log, { ...audit, type: AuditType.FailoverFailed, node_id: successor, epoch: previousEpoch, message });
     throw new HaError(ErrorCode.DeadlineExceeded, message);
   }
 
@@ -147,7 +150,8 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
     : confirmed.holderId === successor
       ? `leader resigned gracefully; successor ${successor} acquired epoch ${confirmed.epoch}`
       : `leader resigned gracefully; ${confirmed.holderId} acquired epoch ${confirmed.epoch} (chosen successor ${successor} lost the race)`;
-  await ctx.audit.append({
+  // The failover happened: it is reported as done even when it cannot be recorded.
+  const notAudited = await recordAfterActing(ctx.audit, log, {
     ...audit,
     type: AuditType.FailoverCompleted,
     node_id: confirmed.holderId,
@@ -166,7 +170,8 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
     },
   });
   log.info({ request_id: requestId, new_holder: confirmed.holderId, epoch: confirmed.epoch }, message);
-  return { previousHolder: leader.holderId, previousEpoch, resignedAt, newHolder: confirmed.holderId, newEpoch: confirmed.epoch, message, requestId };
+  const answer = notAudited ? `${message}; WARNING: ${notAudited}` : message;
+  return { previousHolder: leader.holderId, previousEpoch, resignedAt, newHolder: confirmed.holderId, newEpoch: confirmed.epoch, message: answer, requestId };
 }
 
 /** Orders the leader to resign; with force, ends its lock session when it cannot or will not. */

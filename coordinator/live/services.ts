@@ -2,11 +2,11 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { HaAdminService, RecoveryStrategy, type AuditEventSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { AgentService } from "../../gen/autonomy/ha/v1/agent_pb.js";
 import { ErrorCode, HaError, invalidArgument } from "../../core/errors.js";
-import { CALLER_HEADER, FORWARDED_BY_HEADER } from "../../core/metadata.js";
 import { readEpochs } from "../../db/leadership.js";
 import { date, leaderToWire, ts } from "../../rpc/wire.js";
 import { registration, type CallContext, type ServiceRegistration } from "../../rpc/service-adapter.js";
 import { AuditType, type AuditEvent } from "../audit/audit-event.js";
+import { recordAfterActing } from "../audit/audit-log.js";
 import type { LeaderEventLog } from "../../core/leader-event-log.js";
 import { leaderServiceFor } from "../../rpc/leader-service.js";
 import { checkCluster, requireRequester, type OperationContext } from "./operation-context.js";
@@ -14,11 +14,13 @@ import { plannedFailover } from "./planned-failover.js";
 import { recoverSplitBrain, type RecoveryStrategy as Strategy } from "./split-brain-recovery.js";
 import { statusResponse } from "./status.js";
 
-/** The caller for the audit log: what it says it is, and where it called from. */
+/**
+ * The caller for the audit log: the principal the transport proved (a
+ * certificate subject or a token name, and the agent that forwarded the call)
+ * and the peer address. Never a header the client set.
+ */
 export function callerOf(ctx: CallContext): string {
-  const who = ctx.metadata.get(CALLER_HEADER)?.slice(0, 200) || "unknown";
-  const via = ctx.metadata.get(FORWARDED_BY_HEADER);
-  return `${who}${via ? ` via ${via.slice(0, 100)}` : ""} (${ctx.peer})`;
+  return `${ctx.principal.name} (${ctx.peer})`;
 }
 
 function auditToWire(e: AuditEvent): MessageInitShape<typeof AuditEventSchema> {
@@ -72,7 +74,7 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
         force: req.force,
         targetNode: req.targetNode.trim(),
         expectedLeader: req.expectedLeader.trim(),
-        forwardedBy: call.metadata.get(FORWARDED_BY_HEADER) ?? "",
+        forwardedBy: "",
       });
       return {
         success: true,
@@ -104,7 +106,10 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
     recoverSplitBrain: async (req, call) => {
       checkCluster(req.clusterId, policy);
       const strategy = strategies[req.strategy];
-      if (!strategy) throw invalidArgument(`strategy is required: promote-leader or manual-reconcile (got ${RecoveryStrategy[req.strategy] ?? req.strategy})`);
+      if (!strategy) {
+        const got = req.strategy === RecoveryStrategy.UNSPECIFIED ? "none given" : `unknown value ${req.strategy}`;
+        throw invalidArgument(`strategy: ${got}; allowed: ${RecoveryStrategy.PROMOTE_LEADER} (promote-leader), ${RecoveryStrategy.MANUAL_RECONCILE} (manual-reconcile)`);
+      }
       const who = requireRequester(req.operator, req.reason, callerOf(call));
       const r = await recoverSplitBrain(ctx, { ...who, strategy, force: req.force, targetNode: req.targetNode.trim() });
       return {
@@ -125,15 +130,22 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
     setMaintenance: async (req, call) => {
       checkCluster(req.clusterId, policy);
       const who = requireRequester(req.operator, req.reason, callerOf(call));
+      // Refused before anything changes when it could not be audited.
+      await audit.ready();
       const changedAt = clock.now();
       const was = engine.maintenance;
       engine.maintenance = req.paused;
       const message = req.paused
         ? was ? "maintenance mode already on: automatic actions stay paused" : "maintenance mode on: automatic actions paused; findings are still reported"
         : was ? "maintenance mode off: automatic actions resumed" : "maintenance mode already off";
-      await audit.append({ ...who, type: req.paused ? AuditType.MaintenancePaused : AuditType.MaintenanceResumed, message, evidence: { was_paused: was } });
+      const notAudited = await recordAfterActing(audit, ctx.log, {
+        ...who,
+        type: req.paused ? AuditType.MaintenancePaused : AuditType.MaintenanceResumed,
+        message,
+        evidence: { was_paused: was },
+      });
       engine.evaluate();
-      return { paused: engine.maintenance, message, changedAt: ts(changedAt) };
+      return { paused: engine.maintenance, message: notAudited ? `${message}; WARNING: ${notAudited}` : message, changedAt: ts(changedAt) };
     },
     getHistory: async (req) => {
       checkCluster(req.clusterId, policy);

@@ -4,7 +4,8 @@ import { ErrorCode, HaError, describeError, failedPrecondition } from "../../cor
 import { closeEpoch } from "../../db/leadership.js";
 import { AuditType } from "../audit/audit-event.js";
 import { recoveryTarget } from "../decide/decide.js";
-import { claimsAuthority, highestEpochKnown, isFresh, onDatabase, type NodeState } from "../view/cluster-view.js";
+import type { AuditInput } from "../audit/audit-log.js";
+import { claimsAuthority, highestEpochKnown, isFresh, nodeById, onDatabase, verifyLockClaim, type ClusterView, type NodeState } from "../view/cluster-view.js";
 import { knownNode, type OperationContext, type Requester } from "./operation-context.js";
 
 export type RecoveryStrategy = "promote-leader" | "manual-reconcile";
@@ -54,8 +55,18 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     if (typeof t !== "string") throw failedPrecondition(`cannot choose the correct leader: ${t.why}; name one with --target or use manual-reconcile`);
     target = t;
   }
+  verifyTarget(view, target);
   const requestId = randomUUID();
   const audit = { operator: req.operator, reason: req.reason, caller: req.caller, request_id: requestId };
+  const t = nodeById(view, target)!;
+  await auditFirst(ctx, {
+    ...audit,
+    type: AuditType.SplitBrainRecoveryStarted,
+    node_id: target,
+    epoch: t.report.epoch,
+    message: `promote-leader of ${target} (epoch ${t.report.epoch}) started`,
+    evidence: { strategy: "promote-leader", lock_backend_pid: t.report.lockBackendPid, lock_database_id: t.report.lockDatabaseId, forced: req.force },
+  });
   await ctx.engine.releaseDesignation("split-brain recovery");
 
   const stale = view.nodes.filter((n) => n.nodeId !== target && n.connected && claimsAuthority(n.report));
@@ -89,7 +100,11 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     const cleared: string[] = [];
     if (db.reachable) {
       if (req.force) {
-        for (const h of db.lockHolders) if (h.applicationName !== target) cleared.push(...(await truth.terminateLockSession(h.applicationName)).map((p) => `terminated pid ${p} (${h.applicationName})`));
+        // By pid: every lock session but the target's own, whatever name it carries.
+        for (const h of db.lockHolders) {
+          if (h.pid === targetNode.report.lockBackendPid) continue;
+          cleared.push(...(await truth.terminateLockSession(h.applicationName, h.pid)).map((p) => `terminated pid ${p} (${h.applicationName})`));
+        }
       }
       for (const e of db.unclosedEpochs) {
         if (e.holderId === target && e.epoch === keepEpoch) continue;
@@ -110,7 +125,8 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
       if (!n || !n.connected || !n.report.sessionLockHeld || n.report.epoch === 0) return false;
       const d = truth.latest();
       if (targetHere && d?.reachable) {
-        return d.leadership.holderId === target && d.leadership.epoch === n.report.epoch && d.lockHolders.some((h) => h.applicationName === target);
+        // By pid: a session that merely carries the target's name confirms nothing.
+        return d.leadership.holderId === target && d.leadership.epoch === n.report.epoch && d.lockHolders.some((h) => h.pid === n.report.lockBackendPid);
       }
       return n.report.observedLeader.holderId === target && n.report.observedLeader.epoch === n.report.epoch;
     };
@@ -129,8 +145,8 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
         .catch((err: unknown) => ({ result: "failed" as const, message: describeError(err) }));
       if (o.result !== "done") {
         const message = `${target} could not take a new term: ${o.message}`;
-        await ctx.audit.append({ ...audit, type: AuditType.SplitBrainRecovered, node_id: target, message: `promote-leader failed: ${message}` });
-        throw failedPrecondition(message);
+        const written = await auditAfter(ctx, { ...audit, type: AuditType.SplitBrainRecovered, node_id: target, message: `promote-leader failed: ${message}` });
+        throw failedPrecondition(`${message}${written}`);
       }
     }
     await waitFor(() => consistent() || undefined, { timeoutMs: policy.operationTimeoutMs, intervalMs: 5, what: `${target} to hold a term the database agrees with` }).catch((err: unknown) => {
@@ -141,16 +157,16 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     ctx.engine.counters.failovers.recovery++;
     ctx.engine.reconcileHold = false;
     const head = resigned.length > 0 ? `stale leader${resigned.length > 1 ? "s" : ""} resigned` : cleared.length > 0 ? "stale records cleared" : "no stale leader found";
-    const message = `${head}; ${target} confirmed as leader for epoch ${epoch}${writeReady ? "" : " (not Write-Ready yet)"}`;
+    const done = `${head}; ${target} confirmed as leader for epoch ${epoch}${writeReady ? "" : " (not Write-Ready yet)"}`;
     const recoveredAt = clock.now();
-    await ctx.audit.append({
+    const message = done + (await auditAfter(ctx, {
       ...audit,
       type: AuditType.SplitBrainRecovered,
       node_id: target,
       epoch,
-      message,
+      message: done,
       evidence: { strategy: "promote-leader", resigned_nodes: resigned, cleared, new_term: bumped, forced: req.force },
-    });
+    }));
     return { strategy: "promote-leader", recoveredAt, message, leaderId: target, epoch, resignedNodes: resigned, requestId };
   }
 }
@@ -158,10 +174,19 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
 /** manual-reconcile: everyone resigns and holds; nobody campaigns until a failover names a node. */
 async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Promise<RecoveryResult> {
   const { policy, truth, clock } = ctx;
+  const requestId = randomUUID();
+  await auditFirst(ctx, {
+    operator: req.operator,
+    reason: req.reason,
+    caller: req.caller,
+    request_id: requestId,
+    type: AuditType.SplitBrainRecoveryStarted,
+    message: "manual-reconcile started",
+    evidence: { strategy: "manual-reconcile", forced: req.force },
+  });
   await ctx.engine.releaseDesignation("manual-reconcile");
   await truth.refresh();
   const view = ctx.engine.view();
-  const requestId = randomUUID();
   const connected = view.nodes.filter((n) => n.connected);
   const claimants = connected.filter((n) => claimsAuthority(n.report));
   const others = connected.filter((n) => !claimsAuthority(n.report));
@@ -190,18 +215,63 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
     const holders = final.lockHolders.map((h) => h.applicationName).join(", ");
     throw failedPrecondition(`manual-reconcile incomplete: ${holders} still holds the lock; retry, or add --force to end its lock session`);
   }
-  const message = `elector state reset; ${connected.length === 2 ? "both" : "all"} nodes in standby mode; trigger failover manually`;
+  const done = `elector state reset; ${connected.length === 2 ? "both" : "all"} nodes in standby mode; trigger failover manually`;
   const recoveredAt = clock.now();
-  await ctx.audit.append({
+  const message = done + (await auditAfter(ctx, {
     operator: req.operator,
     reason: req.reason,
     caller: req.caller,
     request_id: requestId,
     type: AuditType.SplitBrainRecovered,
-    message,
+    message: done,
     evidence: { strategy: "manual-reconcile", resigned_nodes: resigned, held_nodes: connected.map((n) => n.nodeId), cleared, forced: req.force },
-  });
+  }));
   return { strategy: "manual-reconcile", recoveredAt, message, leaderId: "", epoch: 0, resignedNodes: resigned, requestId };
+}
+
+/**
+ * promote-leader crowns only a claim the coordinator can check itself: a
+ * node that claims the lock must hold it in the coordinator's own database,
+ * by the lock session pid it reports; a node that claims nothing will
+ * campaign there, so it must be connected to that database.
+ */
+function verifyTarget(view: ClusterView, target: string): void {
+  const n = nodeById(view, target);
+  if (!n) throw failedPrecondition(`${target} is not known to the coordinator; nothing was changed`);
+  if (claimsAuthority(n.report)) {
+    const check = verifyLockClaim(view, n);
+    if (!check.verified) {
+      throw failedPrecondition(
+        `cannot confirm ${target} as leader: ${check.why}; nothing was changed. Verify its claim on that database, or use manual-reconcile`,
+      );
+    }
+    return;
+  }
+  if (onDatabase(n.report.lockDatabaseId, view.db?.identity) !== true) {
+    throw failedPrecondition(
+      `cannot make ${target} leader: its lock database ${n.report.lockDatabaseId || "(not reported)"} is not one the coordinator can confirm as its own lock database; nothing was changed`,
+    );
+  }
+}
+
+/** Audit first: a recovery that cannot be recorded does not run. */
+async function auditFirst(ctx: OperationContext, input: AuditInput): Promise<void> {
+  try {
+    await ctx.audit.append(input);
+  } catch (err) {
+    throw failedPrecondition(`the audit log cannot be written (${describeError(err)}): recovery refused before acting; nothing was changed`);
+  }
+}
+
+/** After acting, the outcome is reported whatever the audit log says; its failure is appended to the message. */
+async function auditAfter(ctx: OperationContext, input: AuditInput): Promise<string> {
+  try {
+    await ctx.audit.append(input);
+    return "";
+  } catch (err) {
+    ctx.log.error({ err: describeError(err), type: input.type }, "audit write failed after a recovery acted");
+    return ` (the audit event could not be written: ${describeError(err)})`;
+  }
 }
 
 /**
@@ -218,9 +288,14 @@ async function clearHolder(ctx: OperationContext, staleHolder: string): Promise<
 
 /** Orders each node to hold; any refusal or silence fails the operation, changing nothing further. */
 async function holdAll(ctx: OperationContext, nodes: readonly NodeState[], reason: string): Promise<void> {
+  // The epoch guard compares with leadership_state as the node reads it: for
+  // a node on the coordinator's database that is the epoch just read there,
+  // which is newer than what its last report may say right after a change.
+  const db = ctx.truth.latest();
+  const epochOf = (n: NodeState) => (db?.reachable && onDatabase(n.report.lockDatabaseId, db.identity) === true ? db.leadership.epoch : undefined);
   const failures = await Promise.all(
     nodes.map((n) =>
-      ctx.sessions.send(n.nodeId, { kind: "hold" }, reason, { timeoutMs: ctx.policy.commandTimeoutMs }).then(
+      ctx.sessions.send(n.nodeId, { kind: "hold" }, reason, { timeoutMs: ctx.policy.commandTimeoutMs, epoch: epochOf(n) }).then(
         (o) => (o.result === "done" ? undefined : `${n.nodeId} did not hold (${o.result}: ${o.message})`),
         (err: unknown) => `${n.nodeId} did not hold (${describeError(err)})`,
       ),

@@ -45,6 +45,7 @@ export function statusResponse(
     maintenance: view.maintenance,
     splitBrainDetected: extra.splitBrain,
     answeredBy: "coordinator",
+    databaseError: view.db && !view.db.reachable ? view.db.error || "unreachable" : "",
   };
 }
 

@@ -59,7 +59,7 @@ export interface ClusterView {
   readonly reconcileHold: boolean;
   /** An admin operation (failover, recovery) owns the cluster right now. */
   readonly operationInProgress: string | undefined;
-  /** The highest epoch ever seen anywhere; every campaign must go above it. */
+  /** The highest epoch confirmed in the lock database (kept there in epoch_floor); every campaign goes above it. */
   readonly epochFloor: number;
   readonly lastAutomaticFailoverMs: number | undefined;
   /** Since when nobody holds write authority. */
@@ -90,16 +90,20 @@ export function freshClaimants(view: ClusterView, timing: ViewTiming, nowMs: num
   return view.nodes.filter((n) => isFresh(n, timing, nowMs) && claimsAuthority(n.report));
 }
 
-/** The highest epoch known anywhere: reports, the database, and the coordinator's memory. */
+/**
+ * The highest epoch confirmed in the lock database: the floor kept there and
+ * what the coordinator read itself (leadership_state, unclosed leader_epochs).
+ * Report values never count: an agent's word is not confirmation, and one
+ * forged highest_epoch_seen would otherwise become every later term's floor.
+ */
 export function highestEpochKnown(view: ClusterView): number {
-  let max = view.epochFloor;
-  for (const n of view.nodes) {
-    max = Math.max(max, n.report.epoch, n.report.highestEpochSeen, n.report.observedLeader.epoch);
-  }
-  if (view.db) {
-    max = Math.max(max, view.db.leadership.epoch, ...view.db.unclosedEpochs.map((e) => e.epoch));
-  }
-  return max;
+  return Math.max(view.epochFloor, confirmedByDatabase(view.db));
+}
+
+/** The highest epoch a database read shows; 0 without one. */
+export function confirmedByDatabase(db: DatabaseTruth | undefined): number {
+  if (!db) return 0;
+  return Math.max(db.leadership.epoch, ...db.unclosedEpochs.map((e) => e.epoch));
 }
 
 /**
@@ -115,10 +119,64 @@ export function onDatabase(lockDatabaseId: string, identity: DatabaseIdentity | 
 }
 
 /**
+ * Whose session a lock holder is. Identified by backend pid: an agent names
+ * its lock session's pid in every report, and application_name is whatever
+ * the client chose, so anyone may carry a node's name.
+ * - "node": a report names the pid; or the name is that of a node that is not
+ *   fresh (a hung leader: the failure-timeout path judges it), or of a fresh
+ *   node that reports no pid (an older agent, or one whose session is down);
+ * - "intruder": the name is that of a fresh node whose reports name another
+ *   lock session pid: someone else wears its name;
+ * - "unknown": the name is no known node (perhaps one that has not
+ *   reconnected to a coordinator that just started).
+ */
+export interface HolderOwner {
+  readonly kind: "node" | "intruder" | "unknown";
+  /** The node it belongs to, or the name it carries. */
+  readonly nodeId: string;
+}
+
+export function holderOwner(view: ClusterView, holder: LockHolderRow, timing: ViewTiming, nowMs: number): HolderOwner {
+  const identity = view.db?.identity;
+  const byPid = view.nodes.filter((n) => holder.pid > 0 && n.report.lockBackendPid === holder.pid && onDatabase(n.report.lockDatabaseId, identity) !== false);
+  const owner = byPid.find((n) => isFresh(n, timing, nowMs)) ?? byPid[0];
+  if (owner) return { kind: "node", nodeId: owner.nodeId };
+  const named = nodeById(view, holder.applicationName);
+  if (!named) return { kind: "unknown", nodeId: holder.applicationName };
+  if (!isFresh(named, timing, nowMs)) return { kind: "node", nodeId: named.nodeId };
+  // No pid to compare (an older agent, or its lock session is down): it cannot be told apart from its agent.
+  if (named.report.lockBackendPid === 0) return { kind: "node", nodeId: named.nodeId };
+  return { kind: "intruder", nodeId: named.nodeId };
+}
+
+/**
+ * Whether a node's claim to hold the lock is confirmed by the coordinator's
+ * own database: its lock_database_id names that server and its reported lock
+ * session pid is a holder there. Otherwise the sentence says what could not
+ * be verified.
+ */
+export function verifyLockClaim(view: ClusterView, node: NodeState): { readonly verified: true } | { readonly verified: false; readonly why: string } {
+  const db = view.db;
+  const r = node.report;
+  if (!db?.reachable) return { verified: false, why: `the coordinator cannot read its lock database (${db?.error || "not read yet"})` };
+  const same = onDatabase(r.lockDatabaseId, db.identity);
+  if (same !== true) {
+    const ours = db.identity ? `${db.identity.systemIdentifier}/tl${db.identity.timeline}` : "unknown";
+    return { verified: false, why: `${node.nodeId} claims the lock on database ${r.lockDatabaseId || "(not reported)"}, which is not the coordinator's lock database (${ours})` };
+  }
+  if (r.lockBackendPid <= 0) return { verified: false, why: `${node.nodeId} reports no lock session pid` };
+  if (!db.lockHolders.some((h) => h.pid === r.lockBackendPid)) {
+    const holders = db.lockHolders.map((h) => `pid ${h.pid} (${h.applicationName || "no application_name"})`).join(", ") || "nobody";
+    return { verified: false, why: `${node.nodeId}'s lock session pid ${r.lockBackendPid} does not hold the lock in pg_locks (held by ${holders})` };
+  }
+  return { verified: true };
+}
+
+/**
  * Who holds write authority now. The database's lock holder when the
  * coordinator can see one; otherwise the fresh node claiming the lock with the
  * highest epoch (the cluster may have moved to a primary the coordinator does
- * not read); otherwise nobody.
+ * not read); otherwise nobody. A session no agent owns (an intruder) is nobody.
  */
 export function leaderOf(view: ClusterView, timing: ViewTiming, nowMs: number): LeaderView {
   const db = view.db;
@@ -128,27 +186,31 @@ export function leaderOf(view: ClusterView, timing: ViewTiming, nowMs: number): 
     return n !== undefined && isFresh(n, timing, nowMs) && n.report.writeReady && n.report.epoch === epoch;
   };
   if (db?.reachable && db.lockHolders.length > 0) {
-    const named = db.lockHolders.find((h) => h.applicationName === db.leadership.holderId);
+    const owners = db.lockHolders.map((h) => holderOwner(view, h, timing, nowMs)).filter((o) => o.kind !== "intruder");
+    if (owners.length === 0) {
+      return { holderId: "", epoch: db.leadership.epoch, acquiredAt: undefined, writeReady: false, heartbeatAt: undefined };
+    }
+    const named = owners.find((o) => o.nodeId === db.leadership.holderId);
     if (named) {
       const epoch = db.leadership.epoch;
       return {
-        holderId: named.applicationName,
+        holderId: named.nodeId,
         epoch,
         acquiredAt: db.leadership.acquiredAt,
-        writeReady: writeReadyOf(named.applicationName, epoch),
+        writeReady: writeReadyOf(named.nodeId, epoch),
         heartbeatAt: db.leadership.heartbeatAt,
       };
     }
     // Lock taken but leadership_state not (yet) naming the holder: it counts
     // once its own report claims a term.
-    for (const h of db.lockHolders) {
-      const n = reportOf(h.applicationName);
+    for (const o of owners) {
+      const n = reportOf(o.nodeId);
       if (n && n.report.sessionLockHeld && n.report.epoch > 0) {
         return {
-          holderId: h.applicationName,
+          holderId: o.nodeId,
           epoch: n.report.epoch,
           acquiredAt: undefined,
-          writeReady: writeReadyOf(h.applicationName, n.report.epoch),
+          writeReady: writeReadyOf(o.nodeId, n.report.epoch),
           heartbeatAt: undefined,
         };
       }

@@ -43,10 +43,11 @@ describe("decide: one HA cycle as decisions with a kind and a reason", () => {
     expect(ds[0]!.reason).toMatch(/^the lock is free: order cp-node-2 to campaign above epoch 7; best candidate cp-node-2 \(priority 0, replay lag 0.02s, async\); ahead of cp-node-3/);
   });
 
-  it("the epoch floor is the highest epoch anyone ever reported, not the database's", () => {
+  it("the epoch floor comes from what the database confirmed and the stored floor, never from a report", () => {
     const v = leaderCrashed();
+    // A report is a claim: a node saying it saw epoch 12 does not raise the floor.
     const withHigh = { ...v, nodes: v.nodes.map((n) => (n.nodeId === "cp-node-3" ? { ...n, report: { ...n.report, highestEpochSeen: 12 } } : n)) };
-    expect(decide(withHigh, policy, NOW)[0]).toMatchObject({ kind: "campaign", epochFloor: 12 });
+    expect(decide(withHigh, policy, NOW)[0]).toMatchObject({ kind: "campaign", epochFloor: 7 });
     expect(decide({ ...v, epochFloor: 15 }, policy, NOW)[0]).toMatchObject({ kind: "campaign", epochFloor: 15 });
   });
 
@@ -83,12 +84,22 @@ describe("decide: one HA cycle as decisions with a kind and a reason", () => {
     expect(ds[0]!.reason).toMatch(/^split-brain detected \(epoch_divergence, multiple_lock_holders, multiple_write_ready, multiple_writable_primaries\)/);
   });
 
-  it("with automatic recovery on, a split-brain promotes the healthy claimant with the highest epoch", () => {
+  it("with automatic recovery on, a split-brain promotes the healthy claimant with the highest epoch, once the database confirms its lock", () => {
     const v = healthyCluster(NOW);
-    const split = { ...v, nodes: [...v.nodes.slice(0, 2), node(leaderReport("cp-node-3", 8, { lockDatabaseId: "7301000000000000001/tl2" }), NOW)] };
+    // cp-node-3's lock is in the coordinator's database (pid 1008); cp-node-1 holds epoch 7 on an old primary.
+    const split = {
+      ...v,
+      nodes: [node(leaderReport("cp-node-1", 7, { lockDatabaseId: "7301000000000000001/tl2" }), NOW), v.nodes[1]!, node(leaderReport("cp-node-3", 8), NOW)],
+      db: dbTruth("cp-node-3", 8, NOW),
+    };
     expect(decide(split, { ...policy, autoRecoverSplitBrain: true }, NOW)).toEqual([
       expect.objectContaining({ kind: "recover_split_brain", nodeId: "cp-node-3" }),
     ]);
+    // The same epochs, but cp-node-3 claims a database the coordinator does not read: never crowned.
+    const unverified = { ...v, nodes: [...v.nodes.slice(0, 2), node(leaderReport("cp-node-3", 8, { lockDatabaseId: "7301000000000000001/tl2" }), NOW)] };
+    const [d] = decide(unverified, { ...policy, autoRecoverSplitBrain: true }, NOW);
+    expect(d).toMatchObject({ kind: "split_brain_hold" });
+    expect(d!.reason).toMatch(/automatic recovery impossible: the highest claim is not confirmed by the coordinator.s database: cp-node-3 claims the lock on database 7301000000000000001\/tl2/);
   });
 
   it("a cluster whose only other nodes are nofailover has no candidate, and says why", () => {

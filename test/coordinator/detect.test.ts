@@ -29,7 +29,20 @@ describe("split-brain detection compares claims across nodes", () => {
     expect(detail(f, "multiple_lock_holders")).toBe("cp-node-1 (epoch 7) and cp-node-3 (epoch 8) all report holding the lock");
     expect(f.claimants).toEqual(["cp-node-1", "cp-node-3"]);
     expect(f.explanation).toMatch(/follow different primaries/);
-    expect(f.explanation).toMatch(/cp-node-3 has the highest epoch \(8\) and is the likely correct leader; recover with promote-leader/);
+    // cp-node-3's claim is on a database the coordinator does not read: it says what to verify, never "promote".
+    expect(f.explanation).toMatch(/cp-node-3 reports the highest epoch \(8\), but its claim is unverified: cp-node-3 claims the lock on database 7301000000000000001\/tl2, which is not the coordinator's lock database \(7301000000000000001\/tl1\)\. Verify on that database/);
+    expect(f.explanation).not.toMatch(/promote-leader/);
+  });
+
+  it("the highest-epoch claimant confirmed by the coordinator's database is advised for promote-leader", () => {
+    const v = healthyCluster(NOW);
+    const split = {
+      ...v,
+      nodes: [node(leaderReport("cp-node-1", 7, { lockDatabaseId: OTHER_DB }), NOW, { claimSinceMs: NOW }), v.nodes[1]!, node(leaderReport("cp-node-3", 8), NOW)],
+      db: dbTruth("cp-node-3", 8, NOW),
+    };
+    const f = detectSplitBrain(split, timing, NOW);
+    expect(f.explanation).toMatch(/cp-node-3 has the highest epoch \(8\) and the coordinator's database confirms its lock; recover with promote-leader/);
   });
 
   it("the seed's example: both nodes report epoch 8 on the same database, each after the other's claim began", () => {

@@ -12,7 +12,8 @@ import { report } from "../../coordinator/view/builders.js";
 
 function setup() {
   const events: string[] = [];
-  const sessions = new NodeSessions("default", new ManualClock(), silentLogger(), {
+  const clock = new ManualClock();
+  const sessions = new NodeSessions("default", clock, silentLogger(), {
     report: (id, material) => events.push(`report ${id} ${material}`),
     connection: (id, up) => events.push(`${up ? "up" : "down"} ${id}`),
   });
@@ -25,7 +26,7 @@ function setup() {
   };
   const reportMsg = (nodeId: string, o: Parameters<typeof report>[1] = {}) =>
     create(ConnectRequestSchema, { message: { case: "report", value: reportToWire(report(nodeId, o)) } });
-  return { sessions, events, open, reportMsg };
+  return { sessions, events, open, reportMsg, clock };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 0));
@@ -64,8 +65,8 @@ describe("agent sessions: identity from metadata, hostile reports refused, one s
     expect(sessions.node("cp-node-2")).toBeUndefined();
   });
 
-  it("reordered reports are dropped, acks for unknown commands ignored, a newer stream replaces the old one", async () => {
-    const { sessions, events, open, reportMsg } = setup();
+  it("reordered reports are dropped, acks for unknown commands ignored, a newer stream replaces a silent one", async () => {
+    const { sessions, events, open, reportMsg, clock } = setup();
     const a = open("cp-node-3");
     const pendingA = a.responses.next();
     a.requests.push(reportMsg("cp-node-3", { sequence: 5, priority: 1 }));
@@ -73,6 +74,7 @@ describe("agent sessions: identity from metadata, hostile reports refused, one s
     a.requests.push(create(ConnectRequestSchema, { message: { case: "ack", value: { commandId: "nope", result: 1 } } }));
     await settle();
     expect(sessions.node("cp-node-3")?.report.priority).toBe(1);
+    clock.advance(3_001); // past report-stale-after: the old stream counts as gone
     const b = open("cp-node-3");
     const pendingB = b.responses.next(); // a generator runs on its first pull
     const ended = await pendingA.catch((e: unknown) => e);

@@ -148,13 +148,20 @@ describe("coordinator split-brain detection and recovery over real gRPC and Post
     expect(d.criteria[0]!.detail).toBe(`cp-node-1 reports epoch ${first.epoch}; cp-node-2 reports epoch ${stale.epoch}`);
     expect(d.explanation).toMatch(/follow different primaries/);
 
-    const r = await admin.recoverSplitBrain({ ...who, strategy: RecoveryStrategy.PROMOTE_LEADER });
-    expect(r).toMatchObject({ leaderId: "cp-node-2", epoch: BigInt(stale.epoch), resignedNodes: ["cp-node-1"] });
-    expect(r.message).toBe(`stale leader resigned; cp-node-2 confirmed as leader for epoch ${stale.epoch}`);
-    expect(first.role).toBe("held");
+    // cp-node-2's claim is on a server the coordinator does not read: it is not advised, and not crowned.
+    expect(d.explanation).toMatch(/cp-node-2 reports the highest epoch \(\d+\), but its claim is unverified: cp-node-2 claims the lock on database .*, which is not the coordinator's lock database/);
+    const refused = await admin.recoverSplitBrain({ ...who, strategy: RecoveryStrategy.PROMOTE_LEADER }).catch((e: unknown) => e);
+    expect(String(refused)).toMatch(/failed_precondition.*cannot choose the correct leader: the highest claim is not confirmed by the coordinator's database/i);
+    expect(first.role).toBe("leader");
+    expect(stale.role).toBe("leader");
+
+    // The claim the coordinator can confirm (cp-node-1 on its own database) is crowned when named.
+    const r = await admin.recoverSplitBrain({ ...who, strategy: RecoveryStrategy.PROMOTE_LEADER, targetNode: "cp-node-1" });
+    expect(r).toMatchObject({ leaderId: "cp-node-1", resignedNodes: ["cp-node-2"] });
+    expect(stale.role).toBe("held");
     await waitFor(async () => !(await admin.detectSplitBrain({})).splitBrainDetected, { timeoutMs: 5_000, what: "detection false after recovery" });
-    expect((await h.leader().getLeader({})).leader?.holderId).toBe("cp-node-2");
-    expect((await h.audit("ha.split_brain.recovered")).at(-1)).toMatchObject({ operator: "carol", node_id: "cp-node-2" });
+    expect((await h.leader().getLeader({})).leader?.holderId).toBe("cp-node-1");
+    expect((await h.audit("ha.split_brain.recovered")).at(-1)).toMatchObject({ operator: "carol", node_id: "cp-node-1" });
     await stopWatching();
   });
 });

@@ -36,6 +36,7 @@ export class Harness {
   readonly agents: ScriptedAgent[] = [];
   coordinator!: RunningCoordinator;
   auditDir!: string;
+  private ownAuditDir = true;
 
   constructor(
     readonly databaseUrl: string,
@@ -46,8 +47,10 @@ export class Harness {
     this.schema = `t${process.pid}_${counter}`;
   }
 
-  async start(): Promise<this> {
-    this.auditDir = await mkdtemp(path.join(os.tmpdir(), "autonomy-coord-audit-"));
+  /** `auditDir`: use this path instead of a fresh temp dir (e.g. a file, so no audit event can be written). */
+  async start(options: { auditDir?: string } = {}): Promise<this> {
+    this.auditDir = options.auditDir ?? (await mkdtemp(path.join(os.tmpdir(), "autonomy-coord-audit-")));
+    this.ownAuditDir = options.auditDir === undefined;
     const log = process.env.COORDINATOR_TEST_LOG ? createLogger({ name: "coordinator", level: process.env.COORDINATOR_TEST_LOG, destination: process.stderr }) : undefined;
     this.coordinator = await startCoordinator({
       databaseUrl: this.databaseUrl,
@@ -90,6 +93,6 @@ export class Harness {
   async close(): Promise<void> {
     await Promise.all(this.agents.map((a) => a.stop()));
     await this.coordinator?.stop();
-    await rm(this.auditDir, { recursive: true, force: true });
+    if (this.ownAuditDir) await rm(this.auditDir, { recursive: true, force: true });
   }
 }

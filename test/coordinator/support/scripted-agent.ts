@@ -66,6 +66,11 @@ export class ScriptedAgent {
     this.db.on("error", () => undefined);
   }
 
+  /** The backend pid of this node's lock session. */
+  get pid(): number {
+    return (this.db as unknown as { processID: number }).processID;
+  }
+
   get held(): boolean {
     return this.role === "held";
   }
@@ -149,7 +154,8 @@ export class ScriptedAgent {
       epoch: this.epoch,
       observedLeader: { holderId: this.observed.holderId, epoch: this.observed.epoch, acquiredAt: undefined, writeReady: false, heartbeatAt: undefined },
       highestEpochSeen: Math.max(this.highestSeen, this.observed.epoch),
-      lockBackendPid: leader ? (this.db as unknown as { processID: number }).processID : 0,
+      // Like the real agent: the lock session's pid whenever the session is up, leader or not.
+      lockBackendPid: this.pid,
       lockConfirmedAt: leader ? new Date() : undefined,
       priority: this.options.priority ?? 0,
       nofailover: this.options.nofailover ?? false,
@@ -277,4 +283,77 @@ export class ScriptedAgent {
     if (this.standing) this.standing.cancelled = true;
     this.standing = undefined;
   }
+}
+
+/** A bare agent stream under any node id (no database, no contract): for hostile-client tests. */
+export interface RawStream {
+  /** Writes one message; does not wait for the transport. */
+  send(message: Outgoing): void;
+  /** Resolves with the error the stream ended with (a ConnectError), or undefined when it ended cleanly. */
+  readonly ended: Promise<unknown>;
+  /** Whether the stream has ended. */
+  readonly done: boolean;
+  close(): void;
+}
+
+export function openRawStream(coordinatorUrl: string, nodeId: string): RawStream {
+  const abort = new AbortController();
+  const requests = createWritableIterable<Outgoing>();
+  const client = clientFor(AgentService, coordinatorUrl, { metadata: { [NODE_ID_HEADER]: nodeId } });
+  let done = false;
+  const ended = (async () => {
+    try {
+      for await (const _msg of client.connect(requests, { signal: abort.signal })) {
+        // commands to a rogue are ignored
+      }
+      return undefined;
+    } catch (err) {
+      return err;
+    } finally {
+      done = true;
+      requests.close();
+    }
+  })();
+  return {
+    send: (message) => void requests.write(message).catch(() => undefined),
+    ended,
+    get done() {
+      return done;
+    },
+    close: () => {
+      requests.close();
+      abort.abort();
+    },
+  };
+}
+
+/** A report as a real agent would send it, with `overrides`, ready for RawStream.send. */
+export function reportMessage(nodeId: string, clusterId: string, overrides: Partial<NodeReport> = {}): Outgoing {
+  const report: Omit<NodeReport, "nodeId"> = {
+    sequence: 1,
+    clusterId,
+    sentAt: new Date(),
+    role: "follower",
+    sessionLockHeld: false,
+    writeReady: false,
+    writeReadyReason: "not the leader",
+    epoch: 0,
+    observedLeader: { holderId: "", epoch: 0, acquiredAt: undefined, writeReady: false, heartbeatAt: undefined },
+    highestEpochSeen: 0,
+    lockBackendPid: 0,
+    lockConfirmedAt: undefined,
+    priority: 0,
+    nofailover: false,
+    replication: unknownReplication,
+    localDatabase: undefined,
+    lockDatabaseId: "",
+    lockDatabaseWritable: true,
+    endpoint: `http://127.0.0.1:1/${nodeId}`,
+    databaseError: "",
+    version: "raw",
+    minSyncReplicas: 0,
+    held: false,
+    ...overrides,
+  };
+  return { message: { case: "report", value: reportToWire(report) } };
 }
