@@ -7,6 +7,7 @@ import { readDatabaseIdentity } from "../db/leadership.js";
 import { migrate } from "../db/migrations.js";
 import { SideConnection } from "../db/side-connection.js";
 import { serve, type RunningServer } from "../rpc/server.js";
+import { listenerMetrics } from "../rpc/auth/listener-metrics.js";
 import { VERSION } from "../cli/version.js";
 import type { AgentConfig } from "./config.js";
 import { Elector } from "./election/elector.js";
@@ -92,6 +93,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   stream = config.coordinatorUrl
     ? new ReportStream({
         coordinatorUrl: config.coordinatorUrl,
+        credentials: config.coordinatorCredentials,
         nodeId: config.nodeId,
         reportIntervalMs: config.reportIntervalMs,
         report,
@@ -142,10 +144,13 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       host: config.listenHost,
       port: config.listenPort,
       log,
-      http: agentHttpRoutes(report),
+      http: agentHttpRoutes(report, () => listenerMetrics(config.security?.auth, config.listenHost)),
+      auth: config.security?.auth,
+      insecureListen: config.security?.insecureListen,
+      healthListen: config.security?.healthListen,
       services: [
         leaderServiceFor(leaders, { now: () => clock.now() }),
-        agentAdminService({ nodeId: config.nodeId, coordinatorUrl: config.coordinatorUrl, minSyncReplicas: config.minSyncReplicas, report, log }),
+        agentAdminService({ nodeId: config.nodeId, coordinatorUrl: config.coordinatorUrl, credentials: config.coordinatorCredentials, minSyncReplicas: config.minSyncReplicas, report, log }),
       ],
     });
   } catch (err) {

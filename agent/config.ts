@@ -1,7 +1,8 @@
 import { invalidArgument } from "../core/errors.js";
 import { DEFAULT_CLUSTER_ID, SchemaName, validateClusterId, validateNodeId } from "../db/identifiers.js";
 import type { SettingSpec, Settings } from "../cli/settings.js";
-import { parseServiceUrl } from "../rpc/client.js";
+import { parseServiceUrl, type ClientCredentials } from "../rpc/client.js";
+import { parseHostPort, serverSecurity, serverSecuritySettings, type ServerSecurity } from "../rpc/auth/settings.js";
 
 /** Everything an agent needs, validated. Durations are milliseconds. */
 export interface AgentConfig {
@@ -27,6 +28,10 @@ export interface AgentConfig {
   readonly lagCriticalSeconds: number;
   readonly minSyncReplicas: number;
   readonly connectTimeoutMs: number;
+  /** Who may call this node's port; without it the agent must listen on loopback. */
+  readonly security?: ServerSecurity;
+  /** What the agent proves itself with to the coordinator. */
+  readonly coordinatorCredentials?: ClientCredentials;
 }
 
 export const agentSettings: readonly SettingSpec[] = [
@@ -50,14 +55,13 @@ export const agentSettings: readonly SettingSpec[] = [
   { flag: "lag-critical", env: "AUTONOMY_LAG_CRITICAL", kind: "duration", default: "10s", help: "replication lag above this is critical (ReplicationLagMax)" },
   { flag: "min-sync-replicas", env: "AUTONOMY_MIN_SYNC_REPLICAS", kind: "int", default: "0", help: "sync replicas required for Write-Ready" },
   { flag: "connect-timeout", env: "AUTONOMY_CONNECT_TIMEOUT", kind: "duration", default: "5s", help: "database connect timeout" },
+  ...serverSecuritySettings,
+  { flag: "coordinator-token", env: "AUTONOMY_COORDINATOR_TOKEN", kind: "string", help: "bearer token this agent presents to the coordinator (a token-file line \"NODE-ID agent TOKEN\"), when it has no certificate" },
   { flag: "log-level", env: "AUTONOMY_LOG_LEVEL", kind: "string", default: "info", help: "trace, debug, info, warn or error" },
 ];
 
 export function parseListen(raw: string, what = "--listen"): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(raw);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw invalidArgument(`${what} "${raw}" must be HOST:PORT, e.g. 127.0.0.1:8888`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+  return parseHostPort(raw, what);
 }
 
 function checkDatabaseUrl(raw: string, what: string): string {
@@ -73,12 +77,17 @@ function checkDatabaseUrl(raw: string, what: string): string {
  */
 export function agentConfig(s: Settings): AgentConfig {
   const listen = parseListen(s.string("listen"));
+  const security = serverSecurity(s);
+  const coordinatorUrl = s.optionalString("coordinator-url") && parseServiceUrl(s.string("coordinator-url"), "--coordinator-url");
+  if (security.auth.tls && coordinatorUrl?.startsWith("http:")) {
+    throw invalidArgument(`--coordinator-url ${coordinatorUrl} is http:// but this agent has TLS credentials; use https:// so the coordinator's certificate is verified`);
+  }
   const cfg: AgentConfig = {
     nodeId: validateNodeId(s.string("node-id")),
     clusterId: validateClusterId(s.string("cluster-id")),
     databaseUrl: checkDatabaseUrl(s.string("database-url"), "--database-url"),
     localDatabaseUrl: s.optionalString("local-database-url") && checkDatabaseUrl(s.string("local-database-url"), "--local-database-url"),
-    coordinatorUrl: s.optionalString("coordinator-url") && parseServiceUrl(s.string("coordinator-url"), "--coordinator-url"),
+    coordinatorUrl,
     listenHost: listen.host,
     listenPort: listen.port,
     schema: new SchemaName(s.string("schema")),
@@ -95,6 +104,9 @@ export function agentConfig(s: Settings): AgentConfig {
     lagCriticalSeconds: s.number("lag-critical") / 1000,
     minSyncReplicas: s.number("min-sync-replicas"),
     connectTimeoutMs: s.number("connect-timeout"),
+    security,
+    // Commands come only from a certificate the CA issued to a coordinator.
+    coordinatorCredentials: { tls: security.auth.tls, token: s.optionalString("coordinator-token"), serverRole: "coordinator" },
   };
   return validateAgentConfig(cfg);
 }

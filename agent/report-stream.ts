@@ -1,3 +1,4 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createWritableIterable } from "@connectrpc/connect/protocol";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { AgentService, type ConnectRequestSchema } from "../gen/autonomy/ha/v1/agent_pb.js";
@@ -6,23 +7,48 @@ import { describeError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { NODE_ID_HEADER } from "../core/metadata.js";
 import type { CommandOutcome, NodeCommand, NodeReport } from "../core/model.js";
-import { clientFor } from "../rpc/client.js";
+import { clientFor, type ClientCredentials } from "../rpc/client.js";
 import { ackToWire, commandFromWire, reportToWire } from "../rpc/wire.js";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
 export interface ReportStreamOptions {
   readonly coordinatorUrl: string;
+  /** What the agent proves itself with; the coordinator's certificate must be a coordinator's. */
+  readonly credentials?: ClientCredentials;
   readonly nodeId: string;
   readonly reportIntervalMs: number;
   readonly report: () => NodeReport;
   readonly execute: (command: NodeCommand) => Promise<CommandOutcome>;
   readonly clock: Clock;
   readonly log: Logger;
+  /** The longest wait between attempts, and the wait after a refusal that will not fix itself (default 5s). */
+  readonly backoffMaxMs?: number;
 }
 
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_MAX_MS = 5_000;
+
+/** Refusals the coordinator will repeat until someone changes this agent's configuration or identity. */
+const PERMANENT: ReadonlyMap<Code, string> = new Map([
+  [Code.FailedPrecondition, "the coordinator refuses this agent's configuration; check --cluster-id and --node-id against the coordinator's"],
+  [Code.Unauthenticated, "the coordinator does not accept this agent's credentials; check its certificate or token"],
+  [Code.PermissionDenied, "the coordinator does not let this identity report for this node; check the identity in the agent's certificate"],
+]);
+/** Statuses that mean the coordinator looked at us and said no, as opposed to a network failure. */
+const REFUSALS: ReadonlySet<Code> = new Set([Code.InvalidArgument, ...PERMANENT.keys()]);
+
+/** A refusal as it is logged, or undefined for a failure that is not one (network, restart). */
+export function describeRefusal(err: unknown, retryEveryMs: number): { line: string; code: string; message: string; permanent: boolean } | undefined {
+  if (!(err instanceof ConnectError) || !REFUSALS.has(err.code)) return undefined;
+  const code = Code[err.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+  const message = err.rawMessage;
+  const hint = PERMANENT.get(err.code);
+  const line = hint
+    ? `coordinator refused the report stream: ${code}: ${message}; will keep retrying every ${retryEveryMs / 1000}s, but this will not fix itself: ${hint}`
+    : `coordinator refused the report stream: ${code}: ${message}; reconnecting with backoff`;
+  return { line, code, message, permanent: hint !== undefined };
+}
 /** A stream that lived this long counts as healthy; the backoff starts over. */
 const HEALTHY_STREAM_MS = 10_000;
 
@@ -64,22 +90,31 @@ export class ReportStream {
 
   private async run(): Promise<void> {
     const { clock, log } = this.options;
-    const client = clientFor(AgentService, this.options.coordinatorUrl, { metadata: { [NODE_ID_HEADER]: this.options.nodeId } });
+    const client = clientFor(AgentService, this.options.coordinatorUrl, { metadata: { [NODE_ID_HEADER]: this.options.nodeId }, credentials: this.options.credentials });
+    const maxMs = this.options.backoffMaxMs ?? BACKOFF_MAX_MS;
     let attempt = 0;
     while (!this.stopped.signal.aborted) {
       const started = clock.monotonicMs();
+      let permanent = false;
       try {
         await this.session(client);
         log.info("coordinator stream ended");
       } catch (err) {
         if (this.stopped.signal.aborted) break;
-        log.warn({ err: describeError(err), url: this.options.coordinatorUrl }, "coordinator stream failed");
+        const refusal = describeRefusal(err, maxMs);
+        if (refusal) {
+          permanent = refusal.permanent;
+          log.error({ code: refusal.code, err: refusal.message, url: this.options.coordinatorUrl, permanent }, refusal.line);
+        } else {
+          log.warn({ err: describeError(err), url: this.options.coordinatorUrl }, "coordinator stream failed");
+        }
       } finally {
         this.connectedSince = undefined;
       }
       if (clock.monotonicMs() - started > HEALTHY_STREAM_MS) attempt = 0;
-      const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt++);
-      await clock.sleep(Math.random() * ceiling, this.stopped.signal).catch(() => undefined);
+      // Retrying sooner cannot help a permanent refusal: wait the longest, with a little jitter.
+      const wait = permanent ? maxMs * (0.8 + 0.2 * Math.random()) : Math.random() * Math.min(maxMs, BACKOFF_BASE_MS * 2 ** attempt++);
+      await clock.sleep(wait, this.stopped.signal).catch(() => undefined);
     }
   }
 

@@ -3,6 +3,7 @@ import { waitFor } from "../core/clock.js";
 import { clientFor } from "../rpc/client.js";
 import { startPgCluster } from "../pgcluster/index.js";
 import { AgentProcess, writeReadyAgents } from "../test/support/agents.js";
+import { testCredentials } from "../test/support/pki.js";
 import { summarize, type BenchResult } from "./stats.js";
 
 /**
@@ -34,7 +35,7 @@ export async function agentCrashBench(rounds: number, successor: boolean): Promi
       const seen = new Promise<number>((resolve) => {
         for (const s of survivors) {
           void (async () => {
-            for await (const e of clientFor(LeaderService, s.url).watchLeader({}, { signal: watch.signal })) {
+            for await (const e of clientFor(LeaderService, s.url, { credentials: testCredentials() }).watchLeader({}, { signal: watch.signal })) {
               if (killedAt && e.leader?.holderId === s.nodeId && e.leader.writeReady) resolve(performance.now());
             }
           })().catch(() => undefined);

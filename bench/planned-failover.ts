@@ -4,6 +4,7 @@ import { HaAdminService } from "../gen/autonomy/ha/v1/admin_pb.js";
 import { clientFor } from "../rpc/client.js";
 import { startPgCluster } from "../pgcluster/index.js";
 import { AgentProcess } from "../test/support/agents.js";
+import { testCredentials } from "../test/support/pki.js";
 import { CoordinatorProcess } from "./support/coordinator-process.js";
 import { LeaderWatch } from "./support/leader-watch.js";
 import { summarize, type BenchResult } from "./stats.js";
@@ -27,7 +28,7 @@ export async function plannedFailoverBench(rounds: number): Promise<BenchResult[
     coordinator = await CoordinatorProcess.start(cluster.primary.url());
     const url = coordinator.url;
     agents.push(...(await Promise.all(["pf-node-1", "pf-node-2", "pf-node-3"].map((nodeId) => AgentProcess.start({ nodeId, databaseUrl: cluster.primary.url(), coordinatorUrl: url })))));
-    const admin = clientFor(HaAdminService, url, { metadata: { [CALLER_HEADER]: "bench" }, timeoutMs: 30_000 });
+    const admin = clientFor(HaAdminService, url, { metadata: { [CALLER_HEADER]: "bench" }, timeoutMs: 30_000, credentials: testCredentials() });
 
     for (let round = 0; round < rounds; round++) {
       const oldLeader = await waitFor(

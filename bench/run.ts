@@ -7,6 +7,7 @@ import { table, type BenchResult } from "./stats.js";
 import { watchFanoutBench } from "./watch-fanout.js";
 import { findPgBinaries } from "../pgcluster/index.js";
 import { VERSION } from "../cli/version.js";
+import { TestPki, useTestPki } from "../test/support/pki.js";
 
 /**
  * `npm run bench`: the speed figures of SPEC §7, printed as a table and as
@@ -14,6 +15,7 @@ import { VERSION } from "../cli/version.js";
  * the tests.
  *
  * BENCH_ROUNDS (default 10) sets the rounds of the per-event benchmarks;
+ * BENCH_TLS=1 runs everything with mTLS on every port;
  * BENCH_ONLY=crash,split-brain,failover,load,fanout runs a subset;
  * BENCH_AGENTS, BENCH_LOAD_SECONDS, BENCH_WATCHERS and BENCH_FANOUT_CHANGES
  * size the two load benchmarks.
@@ -33,12 +35,17 @@ const benches: [string, () => Promise<BenchResult | BenchResult[]>][] = [
   ["fanout", () => watchFanoutBench(fanout)],
 ];
 
+// BENCH_TLS=1: every agent and coordinator with mTLS (a throwaway CA), every
+// client with an admin certificate, to compare with the cleartext figures.
+const tls = process.env.BENCH_TLS === "1";
+if (tls) useTestPki(await TestPki.create());
+
 const results: BenchResult[] = [];
 const started = performance.now();
 for (const [name, run] of benches) {
   if (only && !only.includes(name)) continue;
   process.stderr.write(`bench: ${name}…\n`);
-  results.push(...[await run()].flat());
+  results.push(...[await run()].flat().map((r) => (tls ? { ...r, name: `${r.name} [mTLS]`, settings: { ...r.settings, tls: "mTLS" } } : r)));
 }
 
 const machine = {
@@ -50,6 +57,6 @@ const machine = {
   autonomy: VERSION,
   date: new Date().toISOString(),
 };
-const settings = { rounds, only: only ?? "all", load, fanout, seconds: Math.round((performance.now() - started) / 1000) };
+const settings = { rounds, only: only ?? "all", tls, load, fanout, seconds: Math.round((performance.now() - started) / 1000) };
 process.stdout.write(`\n${table(results)}\n\n`);
 process.stdout.write(`${JSON.stringify({ machine, settings, results }, null, 2)}\n`);

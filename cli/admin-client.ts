@@ -2,7 +2,7 @@ import { hostname, userInfo } from "node:os";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { HaAdminService } from "../gen/autonomy/ha/v1/admin_pb.js";
 import { LeaderService } from "../gen/autonomy/ha/v1/leader_pb.js";
-import { clientFor, parseServiceUrl, type Client } from "../rpc/client.js";
+import { clientFor, parseServiceUrl, type Client, type ClientCredentials } from "../rpc/client.js";
 import { fromConnectError } from "../rpc/status.js";
 import { ErrorCode } from "../core/errors.js";
 import { CALLER_HEADER } from "../core/metadata.js";
@@ -19,17 +19,24 @@ import { oneLine } from "./output/format.js";
 export const DEFAULT_ORCHESTRATOR_URL = "http://127.0.0.1:8890";
 export const URL_ENV = "AUTONOMY_ORCHESTRATOR_URL";
 
-/** --orchestrator-url, else AUTONOMY_ORCHESTRATOR_URL, else the dev default. */
-export function orchestratorUrl(command: string, flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const raw = flag ?? (env[URL_ENV] || DEFAULT_ORCHESTRATOR_URL);
+/**
+ * --orchestrator-url, else AUTONOMY_ORCHESTRATOR_URL, else the dev default
+ * (https:// when TLS credentials are set). A URL may list several servers
+ * separated by commas; the first is used.
+ */
+export function orchestratorUrl(command: string, flag: string | undefined, credentials: ClientCredentials = {}, env: NodeJS.ProcessEnv = process.env): string {
+  const fallback = credentials.tls ? DEFAULT_ORCHESTRATOR_URL.replace("http:", "https:") : DEFAULT_ORCHESTRATOR_URL;
+  const raw = flag ?? (env[URL_ENV] || fallback);
+  const what = flag !== undefined ? "--orchestrator-url" : env[URL_ENV] ? URL_ENV : "the orchestrator URL";
   try {
-    return parseServiceUrl(raw, flag !== undefined ? "--orchestrator-url" : env[URL_ENV] ? URL_ENV : "the orchestrator URL");
+    const url = parseServiceUrl(raw, what);
+    if (credentials.tls && url.startsWith("http:")) throw new Error(`${what} ${url} is http:// but TLS credentials are set; use https://`);
+    return url;
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err), command);
   }
 }
 
-/** "autonomy-cli alice@host": recorded by the server next to the operator the user typed. */
 export function callerIdentity(): string {
   let user = process.env.USER ?? "unknown";
   try {
@@ -42,13 +49,13 @@ export function callerIdentity(): string {
 
 const metadata = () => ({ [CALLER_HEADER]: callerIdentity() });
 
-export function adminClient(url: string, timeoutMs: number): Client<typeof HaAdminService> {
-  return clientFor(HaAdminService, url, { metadata: metadata(), timeoutMs });
+export function adminClient(url: string, timeoutMs: number, credentials?: ClientCredentials): Client<typeof HaAdminService> {
+  return clientFor(HaAdminService, url, { metadata: metadata(), timeoutMs, credentials });
 }
 
 /** No default deadline: a watch lasts until Ctrl-C. */
-export function leaderClient(url: string): Client<typeof LeaderService> {
-  return clientFor(LeaderService, url, { metadata: metadata() });
+export function leaderClient(url: string, credentials?: ClientCredentials): Client<typeof LeaderService> {
+  return clientFor(LeaderService, url, { metadata: metadata(), credentials });
 }
 
 export interface CallInfo {

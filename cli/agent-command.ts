@@ -1,7 +1,7 @@
 import { agentConfig, agentSettings } from "../agent/config.js";
 import { startAgent } from "../agent/agent.js";
 import { createLogger } from "../core/log.js";
-import { runProcess } from "./process-runner.js";
+import { reloadTokensOnHangup, runProcess } from "./process-runner.js";
 import { resolveSettings, settingsHelp } from "./settings.js";
 import type { Command } from "./commands.js";
 
@@ -22,6 +22,7 @@ export const agentCommand: Command = {
     }
     const config = agentConfig(settings);
     const log = createLogger({ name: `agent ${config.nodeId}`, level: settings.string("log-level") });
+    reloadTokensOnHangup(config.security?.auth.tokens, log);
     return runProcess(log, () => startAgent(config, log));
   },
 };

@@ -1,3 +1,4 @@
+import type { ClientCredentials } from "../rpc/client.js";
 import { stat } from "node:fs/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { parseDuration } from "../core/duration.js";
@@ -76,9 +77,9 @@ async function fromDir(dir: string, filter: AuditFilter): Promise<AuditRecord[]>
   return result.events;
 }
 
-async function fromServer(urlFlag: string | undefined, filter: AuditFilter): Promise<AuditRecord[]> {
-  const url = orchestratorUrl(spec.command, urlFlag);
-  const { events } = await adminClient(url, TIMEOUT_MS)
+async function fromServer(urlFlag: string | undefined, filter: AuditFilter, credentials: ClientCredentials): Promise<AuditRecord[]> {
+  const url = orchestratorUrl(spec.command, urlFlag, credentials);
+  const { events } = await adminClient(url, TIMEOUT_MS, credentials)
     .queryAudit({
       category: filter.category ?? "",
       type: filter.type ?? "",
@@ -95,7 +96,7 @@ const query = {
   name: "query",
   summary: "list audit events by category, type and time",
   run: (argv: string[]) =>
-    runLeaf(spec, argv, async ({ values, output, env }) => {
+    runLeaf(spec, argv, async ({ values, output, env, credentials }) => {
       const filter: AuditFilter = {
         category: values.category || undefined,
         type: values.type || undefined,
@@ -104,7 +105,7 @@ const query = {
       };
       // An explicit flag beats an environment variable, whichever source it names.
       const dir = values["audit-dir"] ?? (values["orchestrator-url"] === undefined ? env[DIR_ENV] || undefined : undefined);
-      const events = dir !== undefined ? await fromDir(dir, filter) : await fromServer(values["orchestrator-url"], filter);
+      const events = dir !== undefined ? await fromDir(dir, filter) : await fromServer(values["orchestrator-url"], filter, credentials);
       if (output === "text" && events.length === 0) {
         process.stderr.write(`autonomy ${spec.command}: no matching audit events\n`);
         return ExitCode.Ok;

@@ -2,7 +2,7 @@ import { createLogger } from "../core/log.js";
 import { coordinatorConfig, coordinatorSettings } from "../coordinator/settings.js";
 import { startCoordinator } from "../coordinator/start-coordinator.js";
 import type { Command } from "./commands.js";
-import { runProcess } from "./process-runner.js";
+import { reloadTokensOnHangup, runProcess } from "./process-runner.js";
 import { resolveSettings, settingsHelp } from "./settings.js";
 
 export const coordinatorCommand: Command = {
@@ -22,7 +22,9 @@ export const coordinatorCommand: Command = {
     }
     const log = createLogger({ name: "coordinator", level: settings.string("log-level") });
     return runProcess(log, async () => {
-      const running = await startCoordinator({ ...coordinatorConfig(settings), log });
+      const config = coordinatorConfig(settings);
+      reloadTokensOnHangup(config.security?.auth.tokens, log);
+      const running = await startCoordinator({ ...config, log });
       process.stdout.write(`coordinator listening on ${running.url} (cluster ${running.policy.clusterId})\n`);
       return running;
     });

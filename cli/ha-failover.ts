@@ -30,10 +30,10 @@ const trigger: Subcommand = {
   name: "trigger",
   summary: "planned failover to a successor",
   run: (argv) =>
-    runLeaf(spec, argv, async ({ values, output, env }) => {
+    runLeaf(spec, argv, async ({ values, output, env, credentials }) => {
       const who = operatorAndReason(spec.command, values, env);
-      const url = orchestratorUrl(spec.command, values["orchestrator-url"]);
-      const result = await adminClient(url, TIMEOUT_MS)
+      const url = orchestratorUrl(spec.command, values["orchestrator-url"], credentials);
+      const result = await adminClient(url, TIMEOUT_MS, credentials)
         .triggerFailover({ ...who, force: values.force ?? false, targetNode: values.target ?? "" })
         .catch((err: unknown) => {
           throw rpcFailure(err, { command: spec.command, url, timeoutMs: TIMEOUT_MS, mutating: true });

@@ -23,10 +23,10 @@ export const haHistory: Subcommand = {
   name: "history",
   summary: "the epochs: holder, acquired, resigned, end reason, who and why",
   run: (argv) =>
-    runLeaf(spec, argv, async ({ values, output }) => {
+    runLeaf(spec, argv, async ({ values, output, credentials }) => {
       const limit = intFlag(spec.command, "limit", values.limit, 20, 1);
-      const url = orchestratorUrl(spec.command, values["orchestrator-url"]);
-      const { epochs } = await adminClient(url, TIMEOUT_MS)
+      const url = orchestratorUrl(spec.command, values["orchestrator-url"], credentials);
+      const { epochs } = await adminClient(url, TIMEOUT_MS, credentials)
         .getHistory({ limit })
         .catch((err: unknown) => {
           throw rpcFailure(err, { command: spec.command, url, timeoutMs: TIMEOUT_MS, mutating: false });

@@ -27,10 +27,10 @@ function maintenance(paused: boolean): Subcommand {
     name,
     summary: paused ? "pause automatic failover and recovery (maintenance mode)" : "resume automatic actions",
     run: (argv) =>
-      runLeaf(spec, argv, async ({ values, output, env }) => {
+      runLeaf(spec, argv, async ({ values, output, env, credentials }) => {
         const who = operatorAndReason(spec.command, values, env);
-        const url = orchestratorUrl(spec.command, values["orchestrator-url"]);
-        const result = await adminClient(url, TIMEOUT_MS)
+        const url = orchestratorUrl(spec.command, values["orchestrator-url"], credentials);
+        const result = await adminClient(url, TIMEOUT_MS, credentials)
           .setMaintenance({ ...who, paused })
           .catch((err: unknown) => {
             throw rpcFailure(err, { command: spec.command, url, timeoutMs: TIMEOUT_MS, mutating: true });

@@ -1,6 +1,8 @@
 import { parseFlags, type OptionSpec } from "./args.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
 import { jsonText, textOf } from "./output/format.js";
+import type { ClientCredentials } from "../rpc/client.js";
+import { loadClientTls } from "../rpc/auth/tls.js";
 
 /*
  * What every `autonomy ha …` and `autonomy audit …` leaf shares: --help,
@@ -25,6 +27,10 @@ export const commonOptions = {
   help: { type: "boolean", short: "h" },
   output: { type: "string", short: "o" },
   "orchestrator-url": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "tls-ca": { type: "string" },
+  token: { type: "string" },
 } as const satisfies OptionSpec;
 
 export interface LeafSpec<O extends OptionSpec> {
@@ -46,7 +52,11 @@ export function leafHelp<O extends OptionSpec>(spec: LeafSpec<O>): string {
     ...spec.flags,
     ...(spec.noUrl
       ? []
-      : [["--orchestrator-url URL", "coordinator or any agent (env AUTONOMY_ORCHESTRATOR_URL; default http://127.0.0.1:8890)"] as const]),
+      : ([
+          ["--orchestrator-url URL", "coordinator or any agent (env AUTONOMY_ORCHESTRATOR_URL; default http://127.0.0.1:8890)"],
+          ["--tls-cert/--tls-key/--tls-ca FILE", "mTLS client certificate, key and CA, PEM (env AUTONOMY_TLS_CERT/_KEY/_CA); URLs are https://"],
+          ["--token TOKEN", "bearer token with the read or admin role (env AUTONOMY_TOKEN)"],
+        ] as const)),
     ["-o, --output text|json", "output format (default text)"],
     ["-h, --help", "show this help"],
   ];
@@ -73,6 +83,8 @@ export interface LeafContext<O extends OptionSpec> {
   readonly values: FlagValues<O & typeof commonOptions>;
   readonly output: Output;
   readonly env: NodeJS.ProcessEnv;
+  /** What the command proves itself with (TLS flags, --token, or their env vars). */
+  readonly credentials: ClientCredentials;
 }
 
 /**
@@ -92,7 +104,8 @@ export async function runLeaf<O extends OptionSpec>(
   const output = values.output ?? "text";
   if (output !== "text" && output !== "json") throw new UsageError(`--output must be text or json, got "${output}"`, spec.command);
   try {
-    return await body({ values, output, env: process.env });
+    const credentials = spec.noUrl ? {} : cliCredentials(spec.command, values as Record<string, string | undefined>);
+    return await body({ values, output, env: process.env, credentials });
   } catch (err) {
     if (err instanceof CliExit) {
       process.stderr.write(`${err.line}\n`);
@@ -107,6 +120,29 @@ export function emit(output: Output, text: () => string[], json: () => unknown):
   process.stdout.write(output === "json" ? jsonText(json()) : textOf(text()));
 }
 
+export const TLS_ENV = { cert: "AUTONOMY_TLS_CERT", key: "AUTONOMY_TLS_KEY", ca: "AUTONOMY_TLS_CA" } as const;
+export const TOKEN_ENV = "AUTONOMY_TOKEN";
+
+/** --tls-cert/--tls-key/--tls-ca and --token, else their env vars: what the CLI proves itself with. */
+export function cliCredentials(
+  command: string,
+  values: Readonly<Record<string, string | undefined>>,
+  env: NodeJS.ProcessEnv = process.env,
+): ClientCredentials {
+  try {
+    const tls = loadClientTls({
+      cert: values["tls-cert"] ?? (env[TLS_ENV.cert] || undefined),
+      key: values["tls-key"] ?? (env[TLS_ENV.key] || undefined),
+      ca: values["tls-ca"] ?? (env[TLS_ENV.ca] || undefined),
+    });
+    const token = (values.token ?? env[TOKEN_ENV] ?? "").trim() || undefined;
+    return { tls, token };
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err), command);
+  }
+}
+
+/** "autonomy-cli alice@host": recorded by the server next to the operator the user typed. */
 export const OPERATOR_ENV = "AUTONOMY_OPERATOR";
 
 /**

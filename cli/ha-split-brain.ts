@@ -26,9 +26,9 @@ const detect: Subcommand = {
   name: "detect",
   summary: "evaluate every split-brain criterion now",
   run: (argv) =>
-    runLeaf(detectSpec, argv, async ({ values, output }) => {
-      const url = orchestratorUrl(detectSpec.command, values["orchestrator-url"]);
-      const result = await adminClient(url, READ_TIMEOUT_MS)
+    runLeaf(detectSpec, argv, async ({ values, output, credentials }) => {
+      const url = orchestratorUrl(detectSpec.command, values["orchestrator-url"], credentials);
+      const result = await adminClient(url, READ_TIMEOUT_MS, credentials)
         .detectSplitBrain({})
         .catch((err: unknown) => {
           throw rpcFailure(err, { command: detectSpec.command, url, timeoutMs: READ_TIMEOUT_MS, mutating: false });
@@ -73,11 +73,11 @@ const recover: Subcommand = {
   name: "recover",
   summary: "recover with promote-leader or manual-reconcile",
   run: (argv) =>
-    runLeaf(recoverSpec, argv, async ({ values, output, env }) => {
+    runLeaf(recoverSpec, argv, async ({ values, output, env, credentials }) => {
       const strategy = strategyOf(values.strategy);
       const who = operatorAndReason(recoverSpec.command, values, env);
-      const url = orchestratorUrl(recoverSpec.command, values["orchestrator-url"]);
-      const result = await adminClient(url, RECOVER_TIMEOUT_MS)
+      const url = orchestratorUrl(recoverSpec.command, values["orchestrator-url"], credentials);
+      const result = await adminClient(url, RECOVER_TIMEOUT_MS, credentials)
         .recoverSplitBrain({ ...who, strategy, force: values.force ?? false, targetNode: values.target ?? "" })
         .catch((err: unknown) => {
           throw rpcFailure(err, { command: recoverSpec.command, url, timeoutMs: RECOVER_TIMEOUT_MS, mutating: true });

@@ -21,9 +21,9 @@ export const haStatus: Subcommand = {
   name: "status",
   summary: "leadership, quorum, replication and every node",
   run: (argv) =>
-    runLeaf(spec, argv, async ({ values, output }) => {
-      const url = orchestratorUrl(spec.command, values["orchestrator-url"]);
-      const status = await adminClient(url, TIMEOUT_MS)
+    runLeaf(spec, argv, async ({ values, output, credentials }) => {
+      const url = orchestratorUrl(spec.command, values["orchestrator-url"], credentials);
+      const status = await adminClient(url, TIMEOUT_MS, credentials)
         .getStatus({ nodeId: values.node ?? "" })
         .catch((err: unknown) => {
           throw rpcFailure(err, { command: spec.command, url, timeoutMs: TIMEOUT_MS, mutating: false });

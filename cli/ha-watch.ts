@@ -2,6 +2,7 @@ import { leaderClient, orchestratorUrl, rpcFailure } from "./admin-client.js";
 import { ExitCode } from "./exit-codes.js";
 import type { Subcommand } from "./ha-group.js";
 import { CliExit, runLeaf, type LeafSpec } from "./ha-options.js";
+import { jsonLine } from "./output/format.js";
 import { watchJson, watchText } from "./output/watch.js";
 
 /*
@@ -24,8 +25,8 @@ export const haWatch: Subcommand = {
   name: "watch",
   summary: "follow leadership changes as they happen",
   run: (argv) =>
-    runLeaf(spec, argv, async ({ values, output }) => {
-      const url = orchestratorUrl(spec.command, values["orchestrator-url"]);
+    runLeaf(spec, argv, async ({ values, output, credentials }) => {
+      const url = orchestratorUrl(spec.command, values["orchestrator-url"], credentials);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       // A closed pipe (`| head`) is the reader saying it has seen enough.
@@ -37,13 +38,13 @@ export const haWatch: Subcommand = {
       process.stdout.on("error", onStdoutError);
       try {
         let last: bigint | undefined;
-        for await (const event of leaderClient(url).watchLeader({}, { signal: stop.signal })) {
+        for await (const event of leaderClient(url, credentials).watchLeader({}, { signal: stop.signal })) {
           // The server's revisions rise by one; a gap means we missed events, and only the next snapshot is the full truth.
           if (last !== undefined && event.revision > last + 1n) {
             process.stderr.write(`autonomy ${spec.command}: missed events ${last + 1n}..${event.revision - 1n}\n`);
           }
           last = event.revision;
-          process.stdout.write(`${output === "json" ? JSON.stringify(watchJson(event)) : watchText(event)}\n`);
+          process.stdout.write(`${output === "json" ? jsonLine(watchJson(event)) : watchText(event)}\n`);
         }
         if (stop.signal.aborted) return ExitCode.Ok;
         throw new CliExit(`autonomy ${spec.command}: the orchestrator at ${url} closed the leader stream; run the command again to resume`, ExitCode.Failed);

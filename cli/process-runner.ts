@@ -28,3 +28,20 @@ export async function runProcess(log: Logger, start: () => Promise<{ stop(): Pro
   await running.stop();
   return ExitCode.Ok;
 }
+
+/**
+ * Re-reads the token file on SIGHUP, as daemons do. A file that does not
+ * parse leaves the tokens in force and says why, so a typo never locks
+ * every operator out.
+ */
+export function reloadTokensOnHangup(tokens: { file: string; reload(): number } | undefined, log: Logger): void {
+  if (!tokens) return;
+  process.on("SIGHUP", () => {
+    try {
+      const count = tokens.reload();
+      log.info({ file: tokens.file, tokens: count }, "token file reloaded");
+    } catch (err) {
+      log.error({ file: tokens.file, err: describeError(err) }, "token file not reloaded; the previous tokens stay in force");
+    }
+  });
+}

@@ -1,8 +1,9 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import type { GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import { anonymousPrincipal, type Principal } from "./auth/principal.js";
+import { noPrincipal, PRINCIPAL, type Principal } from "./auth/principal.js";
 import { grpcStatusOf } from "./status.js";
+import { describeError, invalidArgument } from "../core/errors.js";
 
 /** What a handler knows about its call, besides the request. */
 export interface CallContext {
@@ -80,11 +81,33 @@ export function methodDefinition(service: DescService, method: DescMethod): grpc
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: (value: unknown) => Buffer.from(toBinary(input, value as MessageShape<DescMessage>)),
-    requestDeserialize: (bytes: Buffer) => fromBinary(input, bytes),
+    // Kept raw: grpc-js answers INTERNAL when this throws; `decodeRequest` answers INVALID_ARGUMENT.
+    requestDeserialize: (bytes: Buffer) => bytes,
     responseSerialize: (value: unknown) =>
       value instanceof Encoded ? value.bytes : Buffer.from(toBinary(output, create(output, value as MessageInitShape<DescMessage>))),
     responseDeserialize: (bytes: Buffer) => fromBinary(output, bytes),
   };
+}
+
+/** A request's bytes as its message, or INVALID_ARGUMENT for bytes that are not one. */
+export function decodeRequest(method: DescMethod, bytes: unknown): MessageShape<DescMessage> {
+  try {
+    return fromBinary(method.input, bytes as Uint8Array);
+  } catch (err) {
+    throw invalidArgument(`malformed ${method.input.typeName} message: ${describeError(err)}`);
+  }
+}
+
+async function* decodeEach(method: DescMethod, requests: AsyncIterable<unknown>): AsyncIterable<MessageShape<DescMessage>> {
+  // Not for-await, which destroys the call's stream when the loop ends early
+  // (a malformed message here, a refused one in the handler): the status the
+  // handler's error should send would be lost. The call ends with the response.
+  const it = requests[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await it.next();
+    if (next.done) return;
+    yield decodeRequest(method, next.value);
+  }
 }
 
 type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
@@ -95,7 +118,9 @@ function contextOf(call: AnyServerCall, controller: AbortController): CallContex
     metadata.set(key.toLowerCase(), Buffer.isBuffer(value) ? value.toString("utf8") : String(value));
   }
   (call as grpc.ServerUnaryCall<unknown, unknown>).on("cancelled", () => controller.abort(new Error("call cancelled by the client")));
-  return { metadata, peer: call.getPeer(), signal: controller.signal, principal: anonymousPrincipal };
+  // Set by the server's authentication interceptor; a call that did not pass it may do nothing.
+  const principal = (call.metadata as unknown as Record<symbol, Principal | undefined>)[PRINCIPAL] ?? noPrincipal;
+  return { metadata, peer: call.getPeer(), signal: controller.signal, principal };
 }
 
 function toServiceError(err: unknown): grpc.ServiceError {
@@ -130,7 +155,14 @@ function adapt(method: DescMethod, handler: (...args: unknown[]) => unknown): gr
     case "unary":
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const controller = new AbortController();
-        (handler(call.request, contextOf(call, controller)) as Promise<unknown>).then(
+        let request: unknown;
+        try {
+          request = decodeRequest(method, call.request);
+        } catch (err) {
+          callback(toServiceError(err));
+          return;
+        }
+        (handler(request, contextOf(call, controller)) as Promise<unknown>).then(
           (response) => callback(null, response),
           (err: unknown) => callback(toServiceError(err)),
         );
@@ -139,7 +171,14 @@ function adapt(method: DescMethod, handler: (...args: unknown[]) => unknown): gr
       return (call: grpc.ServerWritableStream<unknown, unknown>) => {
         const controller = new AbortController();
         const ctx = contextOf(call, controller);
-        writeAll(call, handler(call.request, ctx) as AsyncIterable<unknown>, ctx.signal).then(
+        let request: unknown;
+        try {
+          request = decodeRequest(method, call.request);
+        } catch (err) {
+          call.emit("error", toServiceError(err));
+          return;
+        }
+        writeAll(call, handler(request, ctx) as AsyncIterable<unknown>, ctx.signal).then(
           () => {
             if (!ctx.signal.aborted) call.end();
           },
@@ -154,7 +193,7 @@ function adapt(method: DescMethod, handler: (...args: unknown[]) => unknown): gr
       return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
         const controller = new AbortController();
         const ctx = contextOf(call, controller);
-        const requests = call as unknown as AsyncIterable<unknown>;
+        const requests = decodeEach(method, call as unknown as AsyncIterable<unknown>);
         writeAll(call, handler(requests, ctx) as AsyncIterable<unknown>, ctx.signal).then(
           () => {
             if (!ctx.signal.aborted) call.end();

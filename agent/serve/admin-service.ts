@@ -5,7 +5,8 @@ import { ErrorCode, HaError, unavailable } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
 import { CALLER_HEADER, FORWARDED_BY_HEADER } from "../../core/metadata.js";
 import type { NodeReport } from "../../core/model.js";
-import { clientFor } from "../../rpc/client.js";
+import { clientFor, type ClientCredentials } from "../../rpc/client.js";
+import { FORWARDED_PRINCIPAL_HEADER, forwardedPrincipalHeader } from "../../rpc/auth/authenticator.js";
 import type { CallContext } from "../../rpc/service-adapter.js";
 import { registration, type ServiceRegistration } from "../../rpc/service-adapter.js";
 import { fromConnectError } from "../../rpc/status.js";
@@ -14,6 +15,8 @@ import { leaderToWire, nodeStatusToWire, replicationToWire } from "../../rpc/wir
 export interface AgentAdminOptions {
   readonly nodeId: string;
   readonly coordinatorUrl: string | undefined;
+  /** The agent's own credentials for the coordinator; the operator it forwards for is named in a header. */
+  readonly credentials?: ClientCredentials;
   readonly minSyncReplicas: number;
   readonly report: () => NodeReport;
   readonly log: Logger;
@@ -31,13 +34,15 @@ export function agentAdminService(options: AgentAdminOptions): ServiceRegistrati
   // One client (one HTTP/2 connection) for every forwarded call; who asked
   // travels per call in the headers.
   const client = options.coordinatorUrl
-    ? clientFor(HaAdminService, options.coordinatorUrl, { metadata: { [FORWARDED_BY_HEADER]: `agent ${options.nodeId}` }, timeoutMs: 60_000 })
+    ? clientFor(HaAdminService, options.coordinatorUrl, { metadata: { [FORWARDED_BY_HEADER]: `agent ${options.nodeId}` }, timeoutMs: 60_000, credentials: options.credentials })
     : undefined;
   const coordinator = (ctx: CallContext) => {
     if (!client) throw unavailable(`agent ${options.nodeId} runs without --coordinator-url; send this call to the coordinator`);
     return client;
   };
-  const as = (ctx: CallContext) => ({ signal: ctx.signal, headers: { [CALLER_HEADER]: ctx.metadata.get(CALLER_HEADER) ?? ctx.peer } });
+  // This port already authenticated and authorized the caller; the
+  // coordinator takes the caller's name and roles from an agent only.
+  const as = (ctx: CallContext) => ({ signal: ctx.signal, headers: { [FORWARDED_PRINCIPAL_HEADER]: forwardedPrincipalHeader(ctx.principal) } });
   const forward = async <T>(call: () => Promise<T>): Promise<T> => {
     try {
       return await call();

@@ -7,7 +7,7 @@ import { agentMetrics } from "./metrics.js";
  * The node's HTTP paths (seed 000 §3–4): leader, write-ready (200/503, for
  * load balancers), replication, liveness, readiness and Prometheus metrics.
  */
-export function agentHttpRoutes(report: () => NodeReport): HttpRouter {
+export function agentHttpRoutes(report: () => NodeReport, listener: () => string = () => ""): HttpRouter {
   return new HttpRouter()
     .get("/v1/health/leader", () => ({ json: leaderJson(report()) }))
     .get("/v1/health/write-ready", () => {
@@ -43,5 +43,5 @@ export function agentHttpRoutes(report: () => NodeReport): HttpRouter {
       const ready = r.role !== "disconnected" && r.databaseError === "";
       return { status: ready ? 200 : 503, json: { ready, role: r.role, ...(r.databaseError ? { error: r.databaseError } : {}) } };
     })
-    .get("/metrics", () => ({ text: agentMetrics(report()), contentType: "text/plain; version=0.0.4; charset=utf-8" }));
+    .get("/metrics", () => ({ text: agentMetrics(report()) + listener(), contentType: "text/plain; version=0.0.4; charset=utf-8" }));
 }

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "../../pgcluster/index.js";
+import { activePki } from "../../test/support/pki.js";
 import { AUTONOMY_BIN, AutonomyProcess, spawnAutonomy, waitHealthy } from "../../test/support/processes.js";
 
 /** Linux reports process CPU time in clock ticks; 100 per second on every common kernel. */
@@ -25,9 +26,10 @@ export class CoordinatorProcess {
   static async start(databaseUrl: string, args: string[] = []): Promise<CoordinatorProcess> {
     const port = await freePort();
     const auditDir = await mkdtemp(path.join(os.tmpdir(), "autonomy-bench-audit-"));
-    const argv = ["coordinator", "--database-url", databaseUrl, "--listen", `127.0.0.1:${port}`, "--audit-dir", auditDir, "--log-level", "info", ...args];
+    const tls = (await activePki()?.serverArgs("coordinator", "coordinator")) ?? [];
+    const argv = ["coordinator", "--database-url", databaseUrl, "--listen", `127.0.0.1:${port}`, "--audit-dir", auditDir, "--log-level", "info", ...tls, ...args];
     const proc = process.env.BENCH_CPU_PROF_DIR ? profiled(argv, process.env.BENCH_CPU_PROF_DIR) : spawnAutonomy("coordinator", argv);
-    const url = `http://127.0.0.1:${port}`;
+    const url = `${tls.length ? "https" : "http"}://127.0.0.1:${port}`;
     try {
       await waitHealthy(proc, url);
     } catch (err) {

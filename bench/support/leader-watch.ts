@@ -1,3 +1,4 @@
+import { testCredentials } from "../../test/support/pki.js";
 import { Arrivals } from "./arrivals.js";
 import { LeaderService, type WatchLeaderResponse } from "../../gen/autonomy/ha/v1/leader_pb.js";
 import { clientFor } from "../../rpc/client.js";
@@ -43,7 +44,7 @@ export class LeaderWatch {
 
   private async run(): Promise<void> {
     try {
-      for await (const event of clientFor(LeaderService, this.url).watchLeader({}, { signal: this.abort.signal })) {
+      for await (const event of clientFor(LeaderService, this.url, { credentials: testCredentials() }).watchLeader({}, { signal: this.abort.signal })) {
         this.arrivals.add({ at: performance.now(), event });
       }
     } catch (err) {

@@ -4,6 +4,12 @@ import { join, resolve } from "node:path";
 import { waitFor } from "../../core/clock.js";
 import { unavailable } from "../../core/errors.js";
 import { isPortFree, startPgCluster, withParentDeathSignal, type PgCluster } from "../../pgcluster/index.js";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { loadTls } from "../../rpc/auth/tls.js";
+import type { ClientCredentials } from "../../rpc/client.js";
+import { getJson } from "./https-get.js";
+import { makeThrowawayCa, type ThrowawayCa } from "./throwaway-ca.js";
 import { DemoWorkload } from "./workload.js";
 
 const BIN = new URL("../../bin/autonomy.js", import.meta.url).pathname;
@@ -14,6 +20,10 @@ export interface DevOptions {
   readonly host: string;
   readonly coordinatorPort: number;
   readonly agentBasePort: number;
+  /** mTLS everywhere with a throwaway CA made in DATA-DIR/pki. */
+  readonly secure?: boolean;
+  /** Who runs it: the admin certificate's CN. */
+  readonly operator?: string;
   readonly log: (line: string) => void;
 }
 
@@ -37,6 +47,8 @@ export interface DevDescription {
   readonly coordinator: { url: string; pid: number | undefined; log: string };
   readonly agents: { node_id: string; url: string; pid: number | undefined; priority: number; local_database_url: string | null; log: string }[];
   readonly workload: { table: string; description: string };
+  /** With --secure: the CA, the operator's admin certificate, and the env that makes the CLI use them. */
+  readonly security: { ca: string; admin_cert: string; admin_key: string; read_token: string; token_file: string; env: Record<string, string> } | null;
 }
 
 /**
@@ -51,6 +63,8 @@ export class DevCluster {
   private workload: DemoWorkload | undefined;
   readonly auditDir: string;
   private readonly logDir: string;
+  /** What dev's own clients (workload, leader line, health checks) present; an admin certificate with --secure. */
+  credentials: ClientCredentials = {};
 
   constructor(private readonly options: DevOptions) {
     this.auditDir = resolve(options.dataDir, "audit");
@@ -80,13 +94,42 @@ export class DevCluster {
     // Agents find the primary among both servers, as after a Postgres failover.
     const lockUrl = `postgres://postgres@${host}:${this.pg.primary.port},${host}:${this.pg.standby.port}/postgres?target_session_attrs=read-write`;
 
+    const scheme = this.options.secure ? "https" : "http";
+    let security: DevDescription["security"] = null;
+    let ca: ThrowawayCa | undefined;
+    const tlsFlags = async (cn: string, ou: "agent" | "coordinator"): Promise<string[]> => {
+      if (!ca) return [];
+      const c = await ca.issue(cn, ou);
+      return ["--tls-cert", c.cert, "--tls-key", c.key, "--tls-ca", ca.ca];
+    };
+    if (this.options.secure) {
+      this.options.log("making a throwaway CA and certificates (mTLS everywhere)…");
+      ca = await makeThrowawayCa(join(this.options.dataDir, "pki"));
+      const admin = await ca.issue(this.options.operator ?? "operator", "admin");
+      const readToken = randomBytes(24).toString("hex");
+      const tokenFile = join(this.options.dataDir, "pki", "tokens");
+      writeFileSync(tokenFile, `# NAME ROLE TOKEN: bearer tokens for who cannot carry a certificate\ndashboard read ${readToken}\n`, { mode: 0o600 });
+      this.credentials = { tls: loadTls({ cert: admin.cert, key: admin.key, ca: ca.ca }) };
+      security = {
+        ca: ca.ca,
+        admin_cert: admin.cert,
+        admin_key: admin.key,
+        read_token: readToken,
+        token_file: tokenFile,
+        env: { AUTONOMY_TLS_CERT: admin.cert, AUTONOMY_TLS_KEY: admin.key, AUTONOMY_TLS_CA: ca.ca },
+      };
+    }
+    const tokenFlags = security ? ["--token-file", security.token_file] : [];
+
     this.options.log("starting the coordinator…");
-    const coordinatorUrl = `http://${host}:${coordinatorPort}`;
+    const coordinatorUrl = `${scheme}://${host}:${coordinatorPort}`;
     this.coordinator = this.spawn("coordinator", coordinatorUrl, [
       "coordinator",
       "--database-url", primaryUrl,
       "--listen", `${host}:${coordinatorPort}`,
       "--audit-dir", this.auditDir,
+      ...(await tlsFlags("coordinator", "coordinator")),
+      ...tokenFlags,
     ]);
     await this.waitHealthy(this.coordinator);
 
@@ -95,7 +138,7 @@ export class DevCluster {
     for (let i = 0; i < agents; i++) {
       const nodeId = `cp-node-${i + 1}`;
       const priority = 100 * (agents - i);
-      const url = `http://${host}:${agentBasePort + i}`;
+      const url = `${scheme}://${host}:${agentBasePort + i}`;
       const localUrl = locals[i];
       const child = this.spawn(nodeId, url, [
         "agent",
@@ -105,12 +148,14 @@ export class DevCluster {
         "--listen", `${host}:${agentBasePort + i}`,
         "--priority", String(priority),
         ...(localUrl ? ["--local-database-url", localUrl] : []),
+        ...(await tlsFlags(nodeId, "agent")),
+        ...tokenFlags,
       ]);
       this.agents.push({ child, nodeId, priority, localUrl });
     }
     await Promise.all(this.agents.map((a) => this.waitHealthy(a.child)));
 
-    this.workload = new DemoWorkload(primaryUrl, this.agents.map((a) => ({ nodeId: a.nodeId, url: a.child.url })));
+    this.workload = new DemoWorkload(primaryUrl, this.agents.map((a) => ({ nodeId: a.nodeId, url: a.child.url })), this.credentials);
     await this.workload.start();
 
     return {
@@ -137,6 +182,7 @@ export class DevCluster {
         log: a.child.logFile,
       })),
       workload: { table: "promotion_decisions", description: "fenced writes through assert_epoch() by the leader's control-plane stand-in" },
+      security,
     };
   }
 
@@ -162,8 +208,8 @@ export class DevCluster {
     await waitFor(
       async () => {
         if (child.proc.exitCode !== null) throw unavailable(`${child.name} exited with code ${child.proc.exitCode}; see ${child.logFile}`);
-        const res = await fetch(`${child.url}/healthz`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
-        return res?.ok;
+        const res = await getJson(`${child.url}/healthz`, { ca: this.credentials.tls?.ca, timeoutMs: 1_000 }).catch(() => undefined);
+        return res?.status === 200;
       },
       { timeoutMs: 30_000, intervalMs: 100, what: `${child.name} to answer ${child.url}/healthz` },
     ).catch((err: unknown) => {

@@ -10,7 +10,7 @@ import { ExitCode, UsageError } from "../exit-codes.js";
 import { DevCluster, type DevDescription } from "./dev-cluster.js";
 import { takeDevLock } from "./dev-lock.js";
 
-const HELP = `Usage: autonomy dev [--agents N] [--data-dir DIR] [--coordinator-port PORT] [--agent-base-port PORT] [--host HOST]
+const HELP = `Usage: autonomy dev [--agents N] [--data-dir DIR] [--coordinator-port PORT] [--agent-base-port PORT] [--host HOST] [--secure]
 
 Starts a real local cluster and keeps it running until Ctrl-C:
 a PostgreSQL primary and a streaming standby, a coordinator, N agents
@@ -25,6 +25,8 @@ Flags:
   --coordinator-port PORT  coordinator port (default 8890)
   --agent-base-port PORT   first agent's port; the others follow (default 8881)
   --host HOST              interface to listen on (default 127.0.0.1)
+  --secure                 mTLS on every port with a throwaway CA in DIR/pki, plus a
+                           read-only bearer token; prints the env to paste
   --help                   show this help
 `;
 
@@ -38,6 +40,7 @@ export const devCommand: Command = {
       "coordinator-port": { type: "string" },
       "agent-base-port": { type: "string" },
       host: { type: "string" },
+      secure: { type: "boolean" },
       help: { type: "boolean" },
     });
     if (values.help) {
@@ -58,6 +61,8 @@ export const devCommand: Command = {
       host: values.host ?? "127.0.0.1",
       coordinatorPort: intFlag("dev", "coordinator-port", values["coordinator-port"], 8890, 1),
       agentBasePort: intFlag("dev", "agent-base-port", values["agent-base-port"], 8881, 1),
+      secure: values.secure === true,
+      operator: operatorName(),
       log: (line) => process.stdout.write(`autonomy dev: ${line}\n`),
     });
     const stopSignal = new Promise<NodeJS.Signals>((resolveSignal) => {
@@ -132,13 +137,21 @@ function banner(d: DevDescription, show: (p: string) => string): string {
     "Try, in another terminal:",
     `  alias autonomy='node ${BIN}'`,
     `  export AUTONOMY_ORCHESTRATOR_URL=${d.orchestrator_url} AUTONOMY_OPERATOR=${operatorName()} AUTONOMY_AUDIT_DIR=${d.audit_dir}`,
+    ...(d.security
+      ? [
+          `  export ${Object.entries(d.security.env).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+          `  # a read-only bearer token, for who cannot carry a certificate: AUTONOMY_TOKEN=${d.security.read_token}`,
+        ]
+      : []),
     "  autonomy ha status",
     '  autonomy ha failover trigger --reason "planned maintenance"',
     "  autonomy ha split-brain detect",
     "  autonomy ha watch",
     "  autonomy ha history",
     "  autonomy audit query --category ha --limit 10",
-    `  curl -s ${d.orchestrator_url}/v1/health/leader`,
+    d.security
+      ? `  curl -s --cacert ${d.security.ca} --cert ${d.security.admin_cert} --key ${d.security.admin_key} ${d.orchestrator_url}/v1/health/leader`
+      : `  curl -s ${d.orchestrator_url}/v1/health/leader`,
     `  kill -9 <the leader's pid>    # automatic failover; pids: ${leaderPids}`,
     "",
     `Everything it started is described in ${show(join(d.data_dir, "dev.json"))}; logs are in ${show(join(d.data_dir, "logs"))}.`,
@@ -157,7 +170,7 @@ async function followLeader(url: string, cluster: DevCluster, signal: AbortSigna
   };
   const redraw = () => tty && process.stdout.write(`\r\x1b[2K${status} · ${counters()}`);
   const timer = tty ? setInterval(redraw, 1_000) : undefined;
-  const leaders = clientFor(LeaderService, url);
+  const leaders = clientFor(LeaderService, url, { credentials: cluster.credentials });
   while (!signal.aborted) {
     try {
       for await (const e of leaders.watchLeader({}, { signal })) {

@@ -2,7 +2,7 @@ import pg from "pg";
 import { LeaderService } from "../../gen/autonomy/ha/v1/leader_pb.js";
 import { describeError } from "../../core/errors.js";
 import { STALE_EPOCH_SQLSTATE } from "../../core/errors.js";
-import { clientFor } from "../../rpc/client.js";
+import { clientFor, type ClientCredentials } from "../../rpc/client.js";
 
 export interface WorkloadCounters {
   written: number;
@@ -26,6 +26,7 @@ export class DemoWorkload {
   constructor(
     private readonly databaseUrl: string,
     private readonly nodes: readonly { nodeId: string; url: string }[],
+    private readonly credentials: ClientCredentials = {},
     private readonly intervalMs = 250,
   ) {}
 
@@ -54,7 +55,7 @@ export class DemoWorkload {
     const signal = this.stopped.signal;
     let epoch = 0;
     let mine = false;
-    const leaders = clientFor(LeaderService, node.url);
+    const leaders = clientFor(LeaderService, node.url, { credentials: this.credentials });
     const watching = (async () => {
       while (!signal.aborted) {
         try {

@@ -16,6 +16,12 @@ export interface Principal {
   readonly nodeId: string | undefined;
 }
 
+/** Where the server puts the authenticated principal on a call's metadata object (a symbol no client can send). */
+export const PRINCIPAL = Symbol("autonomy.principal");
+
+/** A call that reached a handler without passing authentication may do nothing. */
+export const noPrincipal: Principal = { kind: "anonymous", name: "unauthenticated", roles: new Set(), nodeId: undefined };
+
 const everyRole: ReadonlySet<Role> = new Set<Role>(["read", "admin", "agent"]);
 
 /**

@@ -27,11 +27,17 @@ function expectWithin(printed: string, from: Date, to: Date): void {
   expect(t).toBeLessThanOrEqual(to.getTime());
 }
 
-describe("runbook 000: manual failover against autonomy dev", () => {
+// The whole walk-through runs twice: as the runbook is written, and with
+// `autonomy dev --secure` (mTLS on every port, the CLI with the operator's
+// admin certificate): everything that works in the clear works with TLS on.
+describe.each([
+  { mode: "plaintext", secure: false },
+  { mode: "mTLS everywhere (autonomy dev --secure)", secure: true },
+])("runbook 000: manual failover against autonomy dev, $mode", ({ secure }) => {
   let dev: DevRun;
 
   beforeAll(async () => {
-    dev = await DevRun.start({ env: { AUTONOMY_LAG_WARN: "2s", AUTONOMY_LAG_CRITICAL: "4s" } });
+    dev = await DevRun.start({ env: { AUTONOMY_LAG_WARN: "2s", AUTONOMY_LAG_CRITICAL: "4s" }, secure });
     await dev.settled();
   }, 150_000);
 
@@ -280,7 +286,7 @@ describe("runbook 000: manual failover against autonomy dev", () => {
 
     it("an unreachable orchestrator URL → 1, saying which URL and which setting to check", async () => {
       const port = await freePort(); // closed again: nothing listens there
-      const url = `http://127.0.0.1:${port}`;
+      const url = `${secure ? "https" : "http"}://127.0.0.1:${port}`;
       const [status, trigger] = await Promise.all([
         runCli(["ha", "status", "--orchestrator-url", url]),
         // The runbook's way: the URL from the environment.

@@ -1,4 +1,5 @@
 import { freePort } from "../../pgcluster/index.js";
+import { activePki } from "./pki.js";
 import { AutonomyProcess, getJson, spawnAutonomy, waitHealthy } from "./processes.js";
 
 export interface LeaderHealth {
@@ -46,10 +47,11 @@ export class AgentProcess {
       ...(o.nofailover ? ["--nofailover"] : []),
       ...(o.successor ? ["--successor"] : []),
       ...FAST_TIMINGS,
+      ...((await activePki()?.serverArgs(o.nodeId, "agent")) ?? []),
       ...(o.args ?? []),
     ];
     const proc = spawnAutonomy(o.nodeId, args);
-    const url = `http://127.0.0.1:${port}`;
+    const url = `${activePki() ? "https" : "http"}://127.0.0.1:${port}`;
     await waitHealthy(proc, url);
     return new AgentProcess(o.nodeId, url, proc);
   }

@@ -1,6 +1,6 @@
 import { expect } from "vitest";
 import { spawn } from "node:child_process";
-import { AUTONOMY_BIN } from "./processes.js";
+import { AUTONOMY_BIN, testTls } from "./processes.js";
 
 /** What one `autonomy …` invocation printed and how it ended. */
 export interface CliResult {
@@ -21,7 +21,7 @@ export function runCli(args: readonly string[], env: Record<string, string> = {}
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("AUTONOMY_")));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [AUTONOMY_BIN, ...args], {
-      env: { ...base, AUTONOMY_LOG_LEVEL: "warn", ...env },
+      env: { ...base, AUTONOMY_LOG_LEVEL: "warn", ...testTls(), ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const out: Buffer[] = [];

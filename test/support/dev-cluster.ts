@@ -6,7 +6,7 @@ import { waitFor } from "../../core/clock.js";
 import { isPortFree } from "../../pgcluster/index.js";
 import type { DevDescription } from "../../cli/dev/dev-cluster.js";
 import { runCli } from "./cli-run.js";
-import { getJson, spawnAutonomy, type AutonomyProcess } from "./processes.js";
+import { getJson, spawnAutonomy, useTestTls, type AutonomyProcess } from "./processes.js";
 
 /*
  * `autonomy dev` as the end-to-end tests use it: started on free ports in a
@@ -56,11 +56,12 @@ export class DevRun {
     readonly dataDir: string,
   ) {}
 
-  static async start(options: { agents?: number; env?: Record<string, string> } = {}): Promise<DevRun> {
+  /** With `secure`, `autonomy dev --secure`: mTLS everywhere, and the CLI and getJson use its admin certificate. */
+  static async start(options: { agents?: number; env?: Record<string, string>; secure?: boolean } = {}): Promise<DevRun> {
     const agents = options.agents ?? 3;
     const dataDir = mkdtempSync(join(tmpdir(), "autonomy-e2e-"));
     const base = await freePortBlock(agents + 1);
-    const args = ["dev", "--data-dir", dataDir, "--coordinator-port", String(base), "--agent-base-port", String(base + 1), "--agents", String(agents)];
+    const args = ["dev", "--data-dir", dataDir, "--coordinator-port", String(base), "--agent-base-port", String(base + 1), "--agents", String(agents), ...(options.secure ? ["--secure"] : [])];
     const proc = spawnAutonomy("dev", args, { AUTONOMY_LOG_LEVEL: "info", ...options.env });
     const describePath = join(dataDir, "dev.json");
     const d = await waitFor(
@@ -73,6 +74,7 @@ export class DevRun {
       proc.signal("SIGINT");
       throw new Error(`${(err as Error).message}\n--- autonomy dev ---\n${proc.tail()}`);
     });
+    useTestTls(d.security?.env);
     return new DevRun(proc, d, dataDir);
   }
 
@@ -205,6 +207,7 @@ export class DevRun {
         // gone meanwhile
       }
     }
+    useTestTls(undefined);
     // AUTONOMY_E2E_KEEP=1 keeps dev.json's logs and audit log for a post-mortem.
     if (process.env.AUTONOMY_E2E_KEEP !== "1") rmSync(this.dataDir, { recursive: true, force: true });
     return { code, survivors, output: this.proc.tail(20) };

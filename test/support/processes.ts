@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { waitFor } from "../../core/clock.js";
+import { getJson as getOverHttps } from "../../cli/dev/https-get.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 export const AUTONOMY_BIN = `${root}bin/autonomy.js`;
@@ -67,9 +69,29 @@ export function spawnAutonomy(name: string, args: string[], env: Record<string, 
   return new AutonomyProcess(name, proc);
 }
 
+/**
+ * The TLS env (AUTONOMY_TLS_CERT/_KEY/_CA) of a secure cluster under test:
+ * runCli passes it to every command, and getJson uses it for https:// URLs,
+ * so one walk-through runs unchanged against a plain and a secure cluster.
+ */
+let testTlsEnv: Record<string, string> = {};
+
+export function useTestTls(env: Record<string, string> | undefined): void {
+  testTlsEnv = env ?? {};
+}
+
+export function testTls(): Record<string, string> {
+  return testTlsEnv;
+}
+
 /** GET a JSON path; undefined when the process does not answer (yet). */
 export async function getJson<T = Record<string, unknown>>(url: string): Promise<{ status: number; body: T } | undefined> {
   try {
+    if (url.startsWith("https:")) {
+      const read = (k: string) => (testTlsEnv[k] ? readFileSync(testTlsEnv[k]!) : undefined);
+      const r = await getOverHttps(url, { ca: read("AUTONOMY_TLS_CA"), cert: read("AUTONOMY_TLS_CERT"), key: read("AUTONOMY_TLS_KEY"), timeoutMs: 2_000 });
+      return { status: r.status, body: r.body as T };
+    }
     const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
     return { status: res.status, body: (await res.json()) as T };
   } catch {
