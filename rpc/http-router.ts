@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { HaError, ErrorCode, describeError } from "../core/errors.js";
+import { HaError, ErrorCode, describeError, invalidArgument } from "../core/errors.js";
 import { httpStatusOf } from "./status.js";
 
 /** What a route returns: JSON by default, or text (Prometheus metrics). */
@@ -20,6 +20,33 @@ export interface HttpRequest {
 export type HttpRoute = (request: HttpRequest) => Promise<HttpReply> | HttpReply;
 
 const MAX_BODY_BYTES = 64 * 1024;
+/** Every path we serve is a few dozen characters; a longer target is a mistake or a probe. */
+export const MAX_TARGET_LENGTH = 2048;
+
+/**
+ * The path and query of a request target, or INVALID_ARGUMENT (400) saying
+ * what is wrong with it: too long, not a path, or percent-encoding that does
+ * not decode (`//%zz`). Checked before routing so that no route, and no
+ * error message, ever works with a target it cannot read.
+ */
+export function parseTarget(raw: string): { path: string; query: URLSearchParams } {
+  const shown = JSON.stringify(raw.length > 100 ? `${raw.slice(0, 100)}...` : raw);
+  if (raw.length > MAX_TARGET_LENGTH) throw invalidArgument(`request target is ${raw.length} characters long; at most ${MAX_TARGET_LENGTH} are accepted`);
+  if (!raw.startsWith("/")) throw invalidArgument(`request target ${shown} is not a path; it must start with "/"`);
+  // Prefixing the origin keeps "//x" a path rather than a host.
+  const url = new URL(`http://localhost${raw}`);
+  const undecodable = (s: string) => {
+    try {
+      decodeURIComponent(s);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  if (undecodable(url.pathname)) throw invalidArgument(`malformed percent-encoding in the path of ${shown}: "%" must be followed by two hex digits of valid UTF-8`);
+  if (undecodable(url.search.replace(/\+/g, " "))) throw invalidArgument(`malformed percent-encoding in the query of ${shown}: "%" must be followed by two hex digits of valid UTF-8`);
+  return { path: url.pathname, query: url.searchParams };
+}
 
 /**
  * A small JSON router for the plain HTTP/1.1 side of each port: health paths
@@ -52,23 +79,29 @@ export class HttpRouter {
   };
 
   private async dispatch(req: IncomingMessage): Promise<HttpReply> {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const byMethod = this.routes.get(url.pathname);
+    let url: { path: string; query: URLSearchParams };
+    try {
+      url = parseTarget(req.url ?? "/");
+    } catch (err) {
+      await drain(req);
+      throw err;
+    }
+    const byMethod = this.routes.get(url.path);
     if (!byMethod) {
       await drain(req);
-      return { status: 404, json: { error: `no such path ${url.pathname}; try /v1/health/leader, /healthz or /metrics` } };
+      return { status: 404, json: { error: `no such path ${url.path}; try /v1/health/leader, /healthz or /metrics` } };
     }
     const method = req.method ?? "GET";
     const route = byMethod.get(method) ?? (method === "HEAD" ? byMethod.get("GET") : undefined);
     if (!route) {
       await drain(req);
-      return { status: 405, json: { error: `${method} is not allowed on ${url.pathname}; use ${[...byMethod.keys()].join(" or ")}` } };
+      return { status: 405, json: { error: `${method} is not allowed on ${url.path}; use ${[...byMethod.keys()].join(" or ")}` } };
     }
     const body = await readJsonBody(req);
     return route({
       method,
-      path: url.pathname,
-      query: url.searchParams,
+      path: url.path,
+      query: url.query,
       body,
       headers: req.headers,
       peer: `${req.socket.remoteAddress ?? "unknown"}:${req.socket.remotePort ?? 0}`,

@@ -39,6 +39,24 @@ export const ts = (d: Date | undefined): Timestamp | undefined => (d ? timestamp
 export const date = (t: Timestamp | undefined): Date | undefined => (t ? timestampDate(t) : undefined);
 const big = (n: number): bigint => BigInt(Math.max(0, Math.trunc(n)));
 
+/**
+ * The domain value of a wire enum from a peer, or INVALID_ARGUMENT naming the
+ * field and the values it may take: protobuf keeps numbers it does not know,
+ * so a buggy or hostile peer can send any int32.
+ */
+function strictEnum<D extends string>(pairs: readonly (readonly [D, number])[], wire: number, field: string, names: Record<number, string>): D {
+  const hit = pairs.find(([, w]) => w === wire);
+  if (hit) return hit[0];
+  const allowed = pairs.map(([d, w]) => `${w} (${names[w] ?? d})`).join(", ");
+  throw invalidArgument(`${field}: unknown value ${wire}; allowed: ${allowed}`);
+}
+
+/** A count or priority from a peer: a whole number from 0 up, or INVALID_ARGUMENT naming the field. */
+function nonNegative(n: number, field: string): number {
+  if (!Number.isInteger(n) || n < 0) throw invalidArgument(`${field}: ${n} is negative; allowed: 0 or more`);
+  return n;
+}
+
 const roles: [NodeRole, WireRole][] = [
   ["unknown", WireRole.UNSPECIFIED],
   ["leader", WireRole.LEADER],
@@ -93,7 +111,7 @@ export function replicationToWire(r: ReplicationView): ReplicationStatus {
 
 export function replicationFromWire(r: ReplicationStatus | undefined): ReplicationView {
   return {
-    lagStatus: lagFromWire(r?.lagStatus ?? WireLag.UNSPECIFIED),
+    lagStatus: strictEnum(lags, r?.lagStatus ?? WireLag.UNSPECIFIED, "replication.lag_status", WireLag),
     maxWriteLagSeconds: r?.maxWriteLagSeconds ?? 0,
     maxReplayLagSeconds: r?.maxReplayLagSeconds ?? 0,
     replicaCount: r?.replicaCount ?? 0,
@@ -124,7 +142,7 @@ function localFromWire(l: LocalDatabaseStatus | undefined): LocalDatabaseView | 
     receiveLsn: l.receiveLsn,
     replayLsn: l.replayLsn,
     replayLagSeconds: l.replayLagSeconds,
-    lagStatus: lagFromWire(l.lagStatus),
+    lagStatus: strictEnum(lags, l.lagStatus, "local_database.lag_status", WireLag),
     systemIdentifier: l.systemIdentifier,
     streaming: l.streaming,
     error: l.error,
@@ -180,22 +198,23 @@ export function reportToWire(r: Omit<NodeReport, "nodeId">): AgentReport {
   });
 }
 
+/** Throws INVALID_ARGUMENT, naming the field, for an enum value or number no agent sends. */
 export function reportFromWire(nodeId: string, r: AgentReport): NodeReport {
   return {
     nodeId,
     sequence: Number(r.sequence),
     clusterId: r.clusterId,
     sentAt: date(r.sentAt) ?? new Date(0),
-    role: roleFromWire(r.role),
+    role: strictEnum(roles, r.role, "role", WireRole),
     sessionLockHeld: r.sessionLockHeld,
     writeReady: r.writeReady,
     writeReadyReason: r.writeReadyReason,
     epoch: Number(r.epoch),
     observedLeader: leaderFromWire(r.observedLeader),
     highestEpochSeen: Number(r.highestEpochSeen),
-    lockBackendPid: r.lockBackendPid,
+    lockBackendPid: nonNegative(r.lockBackendPid, "lock_backend_pid"),
     lockConfirmedAt: date(r.lockConfirmedAt),
-    priority: r.priority,
+    priority: nonNegative(r.priority, "priority"),
     nofailover: r.nofailover,
     replication: replicationFromWire(r.replication),
     localDatabase: localFromWire(r.localDatabase),
@@ -257,10 +276,11 @@ export function ackToWire(o: CommandOutcome): CommandAck {
   });
 }
 
+/** An ack that says neither done, refused nor failed counts as failed; a value outside the enum is INVALID_ARGUMENT. */
 export function ackFromWire(a: CommandAck): CommandOutcome {
   return {
     commandId: a.commandId,
-    result: results.find(([, w]) => w === a.result)?.[0] ?? "failed",
+    result: a.result === WireResult.UNSPECIFIED ? "failed" : strictEnum(results, a.result, "ack.result", WireResult),
     message: a.message,
     epoch: Number(a.epoch),
     resignedAt: date(a.resignedAt),

@@ -29,10 +29,10 @@ export function auditFromWire(e: AuditEvent): AuditRecord {
   };
 }
 
-/** What happened, then why it was asked for. */
+/** What happened, then why it was asked for. `table` shows the operator's own line breaks as \n. */
 function details(e: AuditRecord): string {
   const message = oneLine(e.message);
-  const reason = oneLine(e.reason);
+  const reason = e.reason.trim();
   if (reason && message) return `${message} (reason: ${reason})`;
   return message || (reason ? `reason: ${reason}` : "-");
 }

@@ -1,5 +1,5 @@
 import type { DetectSplitBrainResponse, RecoverSplitBrainResponse, SplitBrainCriterion } from "../../gen/autonomy/ha/v1/admin_pb.js";
-import { labelled, num, timeOrNull, timeText } from "./format.js";
+import { labelled, num, timeOrNull, timeText, visible } from "./format.js";
 
 /*
  * `autonomy ha split-brain detect|recover`: seed 002 §1 and §3. The seed's
@@ -73,7 +73,7 @@ export function detectText(r: DetectSplitBrainResponse): string[] {
     ),
   ];
   const explanation = r.explanation.split("\n").map((l) => l.trim()).filter(Boolean);
-  if (explanation.length > 0) lines.push("", "Explanation:", ...explanation.map((l) => `  ${l}`));
+  if (explanation.length > 0) lines.push("", "Explanation:", ...explanation.map((l) => `  ${visible(l)}`));
   return lines;
 }
 

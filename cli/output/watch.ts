@@ -1,5 +1,5 @@
 import { LeaderEventKind, type WatchLeaderResponse } from "../../gen/autonomy/ha/v1/leader_pb.js";
-import { num, oneLine, timeOrNull, timeText } from "./format.js";
+import { num, oneLine, timeOrNull, timeText, visible } from "./format.js";
 
 /*
  * `autonomy ha watch`: one line per leader-stream event. Lines are printed as
@@ -24,7 +24,7 @@ export function watchText(e: WatchLeaderResponse): string {
     `#${num(e.revision)}`.padEnd(6),
     timeText(e.at).padEnd(20),
     kindName(e.kind).padEnd(20),
-    `holder=${leader?.holderId || "-"}`.padEnd(20),
+    `holder=${visible(leader?.holderId || "-")}`.padEnd(20),
     `epoch=${num(leader?.epoch ?? 0n)}`.padEnd(10),
     `write-ready=${leader?.writeReady ?? false}`.padEnd(17),
     oneLine(e.message),
