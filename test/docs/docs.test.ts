@@ -232,7 +232,7 @@ describe("deploy/", () => {
     expect(sidecar).toMatch(/terminationGracePeriodSeconds: \d+/);
     expect(coordinator).toMatch(/replicas: 1\b/);
     expect(coordinator).toMatch(/kind: PersistentVolumeClaim/);
-    const cli = new Set(["AUTONOMY_ORCHESTRATOR_URL", "AUTONOMY_OPERATOR", "AUTONOMY_AUDIT_DIR"]);
+    const cli = new Set(["AUTONOMY_ORCHESTRATOR_URL", "AUTONOMY_OPERATOR", "AUTONOMY_AUDIT_DIR", "AUTONOMY_TOKEN", "AUTONOMY_TLS_CERT", "AUTONOMY_TLS_KEY", "AUTONOMY_TLS_CA"]);
     for (const name of envNames(sidecar)) expect(agentEnv.has(name) || cli.has(name), `${name} in agent-sidecar.yaml`).toBe(true);
     for (const name of envNames(coordinator)) expect(coordinatorEnv.has(name) || cli.has(name), `${name} in coordinator.yaml`).toBe(true);
   });
