@@ -6,7 +6,9 @@ import { unknownReplication, type CommandOutcome, type NodeCommand, type NodeRep
 import { LOCK_CLASS_ID, SchemaName } from "../../../db/identifiers.js";
 import { closeEpoch, openEpoch, readDatabaseIdentity, readLeadership } from "../../../db/leadership.js";
 import { AgentService, type ConnectRequestSchema } from "../../../gen/autonomy/ha/v1/agent_pb.js";
-import { clientFor } from "../../../rpc/client.js";
+import { clientFor, type ClientCredentials } from "../../../rpc/client.js";
+import { loadClientTls } from "../../../rpc/auth/tls.js";
+import { activePki } from "../../support/pki.js";
 import { ackToWire, commandFromWire, reportToWire } from "../../../rpc/wire.js";
 
 type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
@@ -59,6 +61,8 @@ export class ScriptedAgent {
   private streamError: unknown;
   private closed = false;
 
+  private credentials: ClientCredentials = {};
+
   constructor(private readonly options: ScriptedAgentOptions) {
     this.nodeId = options.nodeId;
     this.schema = new SchemaName(options.schema);
@@ -85,6 +89,12 @@ export class ScriptedAgent {
   }
 
   async start(): Promise<this> {
+    // With an active test PKI, an agent certificate naming this node, as a real agent has.
+    const pki = activePki();
+    if (pki) {
+      const c = await pki.ca.issue(this.nodeId, "agent");
+      this.credentials = { tls: loadClientTls({ cert: c.cert, key: c.key, ca: pki.ca.ca }), serverRole: "coordinator" };
+    }
     await this.db.connect();
     const id = await readDatabaseIdentity(this.db);
     this.lockDatabaseId = `${id.systemIdentifier}/tl${id.timeline}`;
@@ -101,7 +111,7 @@ export class ScriptedAgent {
     const requests = createWritableIterable<Outgoing>();
     this.requests = requests;
     this.sequence = 0;
-    const client = clientFor(AgentService, this.options.coordinatorUrl, { metadata: { [NODE_ID_HEADER]: this.nodeId } });
+    const client = clientFor(AgentService, this.options.coordinatorUrl, { metadata: { [NODE_ID_HEADER]: this.nodeId }, credentials: this.credentials });
     const responses = client.connect(this.requests, { signal: this.abort.signal });
     void (async () => {
       try {
