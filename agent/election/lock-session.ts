@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { systemClock, type Clock } from "../../core/clock.js";
 import { ErrorCode, HaError, toHaError } from "../../core/errors.js";
 import { connectDatabase, type DatabaseTarget } from "../../db/connect.js";
 import { LOCK_CLASS_ID, type SchemaName } from "../../db/identifiers.js";
@@ -14,6 +15,8 @@ export interface LockSessionOptions {
   readonly cancel: (pid: number) => Promise<void>;
   /** How long opening or closing an epoch may wait for leadership_state's row lock. */
   readonly statementLockTimeoutMs: number;
+  /** Paces the repeated cancel of an aborted lock wait; the system clock when omitted. */
+  readonly clock?: Clock;
 }
 
 /** What one heartbeat through the lock session confirmed. */
@@ -113,7 +116,7 @@ export class LockSession {
       void (async () => {
         while (waiting) {
           await this.options.cancel(this.pid).catch(() => undefined);
-          if (waiting) await new Promise((r) => setTimeout(r, 25));
+          if (waiting) await (this.options.clock ?? systemClock).sleep(25);
         }
       })();
     signal.addEventListener("abort", onAbort, { once: true });

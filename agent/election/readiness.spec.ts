@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { COORDINATED_CAMPAIGN_MS, roleOf, selfCampaignIntervalMs, shouldTakeOver, watchHeartbeat, writeReadiness, type Term } from "./readiness.js";
+import { roleOf, type ElectionState } from "./election-state.js";
+import { shouldTakeOver } from "./hung-leader.js";
+import { watchHeartbeat } from "./leader-observer.js";
+import { COORDINATED_CAMPAIGN_MS, leaseLeftMs, lockAuthority, selfCampaignIntervalMs, writeReadiness, type Term } from "./readiness.js";
 
 const term: Term = { epoch: 7, acquiredAt: new Date(0), confirmedAtMs: 1_000, heartbeatAt: undefined };
 const base = { term, sessionAlive: true, nowMs: 1_500, leaseMs: 3_000, syncReplicas: 1, minSyncReplicas: 0 };
@@ -16,15 +19,35 @@ describe("writeReadiness", () => {
   });
 });
 
-describe("roleOf", () => {
+describe("the lease rule (one rule for the snapshot's lock claim, readiness and the fence)", () => {
   it.each([
-    [{ term, sessionAlive: true, held: false, fenced: false }, "leader"],
-    [{ term: undefined, sessionAlive: true, held: false, fenced: true }, "fenced"],
-    [{ term: undefined, sessionAlive: false, held: false, fenced: false }, "disconnected"],
-    [{ term: undefined, sessionAlive: true, held: true, fenced: false }, "held"],
-    [{ term: undefined, sessionAlive: true, held: false, fenced: false }, "follower"],
-  ] as const)("%o is %s", (input, role) => {
-    expect(roleOf(input)).toBe(role);
+    ["1ms before the deadline the lock is still ours", 3_999, true, 1],
+    ["at the deadline it is not", 4_000, false, 0],
+    ["long after it, it is not", 60_000, false, -56_000],
+  ])("%s", (_name, nowMs, held, left) => {
+    expect(lockAuthority({ term, sessionAlive: true, nowMs, leaseMs: 3_000 }).ready).toBe(held);
+    expect(leaseLeftMs(term, nowMs, 3_000)).toBe(left);
+  });
+
+  it("the sync-replica quorum does not take the lock claim away, only Write-Ready", () => {
+    const input = { ...base, syncReplicas: 0, minSyncReplicas: 1 };
+    expect(lockAuthority(input).ready).toBe(true);
+    expect(writeReadiness(input).ready).toBe(false);
+  });
+});
+
+describe("roleOf", () => {
+  const leader: ElectionState = { kind: "leader", term };
+  it.each([
+    [leader, true, "leader"],
+    [leader, false, "leader"],
+    [{ kind: "fenced", epoch: 7 }, false, "fenced"],
+    [{ kind: "follower" }, false, "disconnected"],
+    [{ kind: "held" }, false, "disconnected"],
+    [{ kind: "held" }, true, "held"],
+    [{ kind: "follower" }, true, "follower"],
+  ] as [ElectionState, boolean, string][])("%o with a live session %s is %s", (state, sessionAlive, role) => {
+    expect(roleOf(state, sessionAlive)).toBe(role);
   });
 });
 
