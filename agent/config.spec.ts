@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { resolveSettings } from "../cli/settings.js";
-import { agentConfig, agentSettings, parseListen } from "./config.js";
+import { resolveSettings } from "../core/settings.js";
+import { parseListen } from "../core/host-port.js";
+import { agentConfig, agentSettings } from "./config.js";
 
 const required = ["--node-id", "cp-node-1", "--database-url", "postgres://postgres@127.0.0.1:5432/postgres"];
 const configFrom = (argv: string[], env: NodeJS.ProcessEnv = {}) => agentConfig(resolveSettings("agent", agentSettings, [...required, ...argv], env).settings);

@@ -1,8 +1,9 @@
 import { invalidArgument } from "../core/errors.js";
 import { DEFAULT_CLUSTER_ID, SchemaName, validateClusterId, validateNodeId } from "../db/identifiers.js";
-import type { SettingSpec, Settings } from "../cli/settings.js";
+import type { SettingSpec, Settings } from "../core/settings.js";
+import { parseListen } from "../core/host-port.js";
 import { parseServiceUrl, type ClientCredentials } from "../rpc/client.js";
-import { parseHostPort, serverSecurity, serverSecuritySettings, type ServerSecurity } from "../rpc/auth/settings.js";
+import { serverSecurity, serverSecuritySettings, type ServerSecurity } from "../rpc/auth/settings.js";
 
 /** Everything an agent needs, validated. Durations are milliseconds. */
 export interface AgentConfig {
@@ -59,10 +60,6 @@ export const agentSettings: readonly SettingSpec[] = [
   { flag: "coordinator-token", env: "AUTONOMY_COORDINATOR_TOKEN", kind: "string", help: "bearer token this agent presents to the coordinator (a token-file line \"NODE-ID agent TOKEN\"), when it has no certificate" },
   { flag: "log-level", env: "AUTONOMY_LOG_LEVEL", kind: "string", default: "info", help: "trace, debug, info, warn or error" },
 ];
-
-export function parseListen(raw: string, what = "--listen"): { host: string; port: number } {
-  return parseHostPort(raw, what);
-}
 
 function checkDatabaseUrl(raw: string, what: string): string {
   if (!/^postgres(ql)?:\/\//.test(raw)) {

@@ -6,7 +6,7 @@ import { splitBrainBench } from "./split-brain.js";
 import { table, type BenchResult } from "./stats.js";
 import { watchFanoutBench } from "./watch-fanout.js";
 import { findPgBinaries } from "../pgcluster/index.js";
-import { VERSION } from "../cli/version.js";
+import { VERSION } from "../core/version.js";
 import { TestPki, useTestPki } from "../test/support/pki.js";
 
 /**

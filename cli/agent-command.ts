@@ -2,7 +2,7 @@ import { agentConfig, agentSettings } from "../agent/config.js";
 import { startAgent } from "../agent/agent.js";
 import { createLogger } from "../core/log.js";
 import { reloadTokensOnHangup, runProcess } from "./process-runner.js";
-import { resolveSettings, settingsHelp } from "./settings.js";
+import { resolveSettings, settingsHelp } from "../core/settings.js";
 import type { Command } from "./commands.js";
 
 export const agentCommand: Command = {

@@ -3,7 +3,7 @@ import { coordinatorConfig, coordinatorSettings } from "../coordinator/settings.
 import { startCoordinator } from "../coordinator/start-coordinator.js";
 import type { Command } from "./commands.js";
 import { reloadTokensOnHangup, runProcess } from "./process-runner.js";
-import { resolveSettings, settingsHelp } from "./settings.js";
+import { resolveSettings, settingsHelp } from "../core/settings.js";
 
 export const coordinatorCommand: Command = {
   name: "coordinator",
@@ -25,7 +25,7 @@ export const coordinatorCommand: Command = {
       const config = coordinatorConfig(settings);
       reloadTokensOnHangup(config.security?.auth.tokens, log);
       const running = await startCoordinator({ ...config, log });
-      process.stdout.write(`coordinator listening on ${running.url} (cluster ${running.policy.clusterId})\n`);
+      log.info({ url: running.url, cluster: running.policy.clusterId }, `coordinator listening on ${running.url} (cluster ${running.policy.clusterId})`);
       return running;
     });
   },

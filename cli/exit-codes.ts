@@ -8,13 +8,4 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
-/** Thrown for bad flags or arguments; printed as one line plus a hint, exit 2. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-  constructor(
-    message: string,
-    readonly command: string,
-  ) {
-    super(message);
-  }
-}
+export { UsageError } from "../core/usage-error.js";

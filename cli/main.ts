@@ -13,7 +13,7 @@ async function main(argv: string[]): Promise<number> {
     return name === undefined ? ExitCode.Usage : ExitCode.Ok;
   }
   if (name === "--version" || name === "version") {
-    process.stdout.write(`autonomy ${(await import("./version.js")).VERSION}\n`);
+    process.stdout.write(`autonomy ${(await import("../core/version.js")).VERSION}\n`);
     return ExitCode.Ok;
   }
   const command = commands.find((c) => c.name === name);

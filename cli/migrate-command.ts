@@ -4,7 +4,7 @@ import { SchemaName } from "../db/identifiers.js";
 import { migrate } from "../db/migrations.js";
 import type { Command } from "./commands.js";
 import { ExitCode } from "./exit-codes.js";
-import { resolveSettings, settingsHelp, type SettingSpec } from "./settings.js";
+import { resolveSettings, settingsHelp, type SettingSpec } from "../core/settings.js";
 
 const specs: readonly SettingSpec[] = [
   { flag: "database-url", env: "AUTONOMY_DATABASE_URL", kind: "string", required: true, help: "the primary to migrate" },

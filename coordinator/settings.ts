@@ -1,7 +1,7 @@
-import { parseListen } from "../agent/config.js";
+import { parseListen } from "../core/host-port.js";
 import { invalidArgument } from "../core/errors.js";
 import { DEFAULT_CLUSTER_ID, SchemaName } from "../db/identifiers.js";
-import type { SettingSpec, Settings } from "../cli/settings.js";
+import type { SettingSpec, Settings } from "../core/settings.js";
 import { serverSecurity, serverSecuritySettings } from "../rpc/auth/settings.js";
 import { makePolicy } from "./config.js";
 import type { CoordinatorConfig } from "./start-coordinator.js";

@@ -1,13 +1,15 @@
 import type { NodeReport } from "../../core/model.js";
 import { HttpRouter } from "../../rpc/http-router.js";
 import { leaderJson, replicationJson } from "../../rpc/health-json.js";
+import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
 import { agentMetrics } from "./metrics.js";
 
 /**
  * The node's HTTP paths (seed 000 §3–4): leader, write-ready (200/503, for
  * load balancers), replication, liveness, readiness and Prometheus metrics.
  */
-export function agentHttpRoutes(report: () => NodeReport, listener: () => string = () => ""): HttpRouter {
+export function agentHttpRoutes(report: () => NodeReport, listener?: () => Registry): HttpRouter {
+  const metrics = [agentMetrics(report), ...(listener ? [listener()] : [])];
   return new HttpRouter()
     .get("/v1/health/leader", () => ({ json: leaderJson(report()) }))
     .get("/v1/health/write-ready", () => {
@@ -43,5 +45,5 @@ export function agentHttpRoutes(report: () => NodeReport, listener: () => string
       const ready = r.role !== "disconnected" && r.databaseError === "";
       return { status: ready ? 200 : 503, json: { ready, role: r.role, ...(r.databaseError ? { error: r.databaseError } : {}) } };
     })
-    .get("/metrics", () => ({ text: agentMetrics(report()) + listener(), contentType: "text/plain; version=0.0.4; charset=utf-8" }));
+    .get("/metrics", async () => ({ text: await metricsText(...metrics), contentType: METRICS_CONTENT_TYPE }));
 }

@@ -1,50 +1,41 @@
 import type { LagStatus, NodeReport } from "../../core/model.js";
+import { gauge, Registry } from "../../rpc/metrics.js";
 
 const lagCode: Record<LagStatus, number> = { unknown: -1, ok: 0, warn: 1, critical: 2 };
+const roles = ["leader", "follower", "held", "fenced", "disconnected"] as const;
 
-/** Prometheus text exposition of one node's report. */
-export function agentMetrics(r: NodeReport): string {
-  const node = `node_id="${r.nodeId}",cluster_id="${r.clusterId}"`;
-  const lines = [
-    "# HELP autonomy_agent_role Role of this node (1 for the current role).",
-    "# TYPE autonomy_agent_role gauge",
-    ...(["leader", "follower", "held", "fenced", "disconnected"] as const).map(
-      (role) => `autonomy_agent_role{${node},role="${role}"} ${r.role === role ? 1 : 0}`,
-    ),
-    "# HELP autonomy_agent_epoch Epoch this node holds (0 when none).",
-    "# TYPE autonomy_agent_epoch gauge",
-    `autonomy_agent_epoch{${node}} ${r.epoch}`,
-    "# HELP autonomy_agent_observed_epoch leadership_state.epoch as this node reads it.",
-    "# TYPE autonomy_agent_observed_epoch gauge",
-    `autonomy_agent_observed_epoch{${node}} ${r.observedLeader.epoch}`,
-    "# HELP autonomy_agent_session_lock_held Whether this node holds the leader lock.",
-    "# TYPE autonomy_agent_session_lock_held gauge",
-    `autonomy_agent_session_lock_held{${node}} ${r.sessionLockHeld ? 1 : 0}`,
-    "# HELP autonomy_agent_write_ready Whether this node may write.",
-    "# TYPE autonomy_agent_write_ready gauge",
-    `autonomy_agent_write_ready{${node}} ${r.writeReady ? 1 : 0}`,
-    "# HELP autonomy_replication_max_replay_lag_seconds Largest replica replay lag seen on the primary.",
-    "# TYPE autonomy_replication_max_replay_lag_seconds gauge",
-    `autonomy_replication_max_replay_lag_seconds{${node}} ${r.replication.maxReplayLagSeconds}`,
-    "# HELP autonomy_replication_max_write_lag_seconds Largest replica write lag seen on the primary.",
-    "# TYPE autonomy_replication_max_write_lag_seconds gauge",
-    `autonomy_replication_max_write_lag_seconds{${node}} ${r.replication.maxWriteLagSeconds}`,
-    "# HELP autonomy_replication_lag_status -1 unknown, 0 ok, 1 warn, 2 critical.",
-    "# TYPE autonomy_replication_lag_status gauge",
-    `autonomy_replication_lag_status{${node}} ${lagCode[r.replication.lagStatus]}`,
-    "# HELP autonomy_replication_replicas Connected replicas.",
-    "# TYPE autonomy_replication_replicas gauge",
-    `autonomy_replication_replicas{${node}} ${r.replication.replicaCount}`,
-  ];
-  if (r.localDatabase) {
-    lines.push(
-      "# HELP autonomy_local_replay_lag_seconds Replay lag of this node's own PostgreSQL.",
-      "# TYPE autonomy_local_replay_lag_seconds gauge",
-      `autonomy_local_replay_lag_seconds{${node}} ${r.localDatabase.replayLagSeconds}`,
-      "# HELP autonomy_local_in_recovery Whether this node's own PostgreSQL is a standby.",
-      "# TYPE autonomy_local_in_recovery gauge",
-      `autonomy_local_in_recovery{${node}} ${r.localDatabase.inRecovery ? 1 : 0}`,
-    );
-  }
-  return lines.join("\n") + "\n";
+/** The node's metrics, read from its current report on every scrape. */
+export function agentMetrics(report: () => NodeReport, registry: Registry = new Registry()): Registry {
+  const node = (r: NodeReport) => ({ node_id: r.nodeId, cluster_id: r.clusterId });
+  const one = (value: (r: NodeReport) => number) => () => {
+    const r = report();
+    return [[node(r), value(r)] as const];
+  };
+  const local = (value: (l: NonNullable<NodeReport["localDatabase"]>) => number) => () => {
+    const r = report();
+    return r.localDatabase ? [[node(r), value(r.localDatabase)] as const] : [];
+  };
+  const labels = ["node_id", "cluster_id"] as const;
+
+  gauge(registry, {
+    name: "autonomy_agent_role",
+    help: "Role of this node (1 for the current role).",
+    labels: [...labels, "role"],
+    samples: () => {
+      const r = report();
+      return roles.map((role) => [{ ...node(r), role }, r.role === role ? 1 : 0] as const);
+    },
+  });
+  gauge(registry, { name: "autonomy_agent_epoch", help: "Epoch this node holds (0 when none).", labels, samples: one((r) => r.epoch) });
+  gauge(registry, { name: "autonomy_agent_observed_epoch", help: "leadership_state.epoch as this node reads it.", labels, samples: one((r) => r.observedLeader.epoch) });
+  gauge(registry, { name: "autonomy_agent_session_lock_held", help: "Whether this node holds the leader lock.", labels, samples: one((r) => (r.sessionLockHeld ? 1 : 0)) });
+  gauge(registry, { name: "autonomy_agent_write_ready", help: "Whether this node may write.", labels, samples: one((r) => (r.writeReady ? 1 : 0)) });
+  gauge(registry, { name: "autonomy_replication_max_replay_lag_seconds", help: "Largest replica replay lag seen on the primary.", labels, samples: one((r) => r.replication.maxReplayLagSeconds) });
+  gauge(registry, { name: "autonomy_replication_max_write_lag_seconds", help: "Largest replica write lag seen on the primary.", labels, samples: one((r) => r.replication.maxWriteLagSeconds) });
+  gauge(registry, { name: "autonomy_replication_lag_status", help: "-1 unknown, 0 ok, 1 warn, 2 critical.", labels, samples: one((r) => lagCode[r.replication.lagStatus]) });
+  gauge(registry, { name: "autonomy_replication_replicas", help: "Connected replicas.", labels, samples: one((r) => r.replication.replicaCount) });
+  // Only agents given --local-database-url have series here.
+  gauge(registry, { name: "autonomy_local_replay_lag_seconds", help: "Replay lag of this node's own PostgreSQL.", labels, samples: local((l) => l.replayLagSeconds) });
+  gauge(registry, { name: "autonomy_local_in_recovery", help: "Whether this node's own PostgreSQL is a standby.", labels, samples: local((l) => (l.inRecovery ? 1 : 0)) });
+  return registry;
 }

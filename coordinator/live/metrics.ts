@@ -1,5 +1,6 @@
 import type { LeaderView } from "../../core/model.js";
 import type { NodeState } from "../view/cluster-view.js";
+import { counter, gauge, Registry, type Sample } from "../../rpc/metrics.js";
 
 export interface MetricsSnapshot {
   readonly clusterId: string;
@@ -15,43 +16,54 @@ export interface MetricsSnapshot {
   readonly intruders?: { readonly current: number; readonly detected: number; readonly terminated: number };
 }
 
-/** Prometheus text exposition (version 0.0.4) of the coordinator's state. */
-export function renderMetrics(m: MetricsSnapshot): string {
-  const lines: string[] = [];
-  const c = `cluster_id="${esc(m.clusterId)}"`;
-  const metric = (name: string, type: "gauge" | "counter", help: string, rows: [string, number][]) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of rows) lines.push(`${name}{${labels}} ${Number.isFinite(value) ? value : 0}`);
+/** The coordinator's metrics, read from its current snapshot on every scrape. */
+export function coordinatorMetrics(snapshot: () => MetricsSnapshot, registry: Registry = new Registry()): Registry {
+  const cluster = ["cluster_id"] as const;
+  const perNode = ["cluster_id", "node_id"] as const;
+  const one = (value: (m: MetricsSnapshot) => number) => (): Sample[] => {
+    const m = snapshot();
+    return [[{ cluster_id: m.clusterId }, value(m)]];
   };
-  metric("autonomy_ha_leader", "gauge", "1 for the node holding write authority.", m.nodes.map((n) => [`${c},node_id="${esc(n.nodeId)}"`, n.nodeId === m.leader.holderId ? 1 : 0]));
-  metric("autonomy_ha_has_leader", "gauge", "1 when some node holds write authority.", [[c, m.leader.holderId ? 1 : 0]]);
-  metric("autonomy_ha_epoch", "gauge", "The current epoch (fencing token).", [[c, m.leader.epoch]]);
-  metric("autonomy_ha_leader_write_ready", "gauge", "1 when the leader is Write-Ready.", [[c, m.leader.writeReady ? 1 : 0]]);
-  metric("autonomy_ha_node_connected", "gauge", "1 while the node's agent stream is open.", m.nodes.map((n) => [`${c},node_id="${esc(n.nodeId)}"`, n.connected ? 1 : 0]));
-  metric("autonomy_ha_node_epoch", "gauge", "The epoch the node holds (0 when none).", m.nodes.map((n) => [`${c},node_id="${esc(n.nodeId)}"`, n.report.epoch]));
-  metric(
-    "autonomy_ha_node_replay_lag_seconds",
-    "gauge",
-    "The node's own standby replay lag.",
-    m.nodes.map((n) => [`${c},node_id="${esc(n.nodeId)}"`, n.report.localDatabase?.replayLagSeconds ?? 0]),
-  );
-  metric(
-    "autonomy_ha_replication_max_replay_lag_seconds",
-    "gauge",
-    "The worst replay lag among the primary's replicas, as each node reports it.",
-    m.nodes.filter((n) => n.report.replication.replicaCount > 0).map((n) => [`${c},node_id="${esc(n.nodeId)}"`, n.report.replication.maxReplayLagSeconds]),
-  );
-  metric("autonomy_ha_split_brain", "gauge", "1 while a split-brain is detected.", [[c, m.splitBrain ? 1 : 0]]);
-  metric("autonomy_ha_split_brain_detections_total", "counter", "Split-brain findings raised.", [[c, m.splitBrainDetections]]);
-  metric("autonomy_ha_failovers_total", "counter", "Failovers ordered by the coordinator, by kind.", (["planned", "automatic", "recovery"] as const).map((k) => [`${c},kind="${k}"`, m.failovers[k]]));
-  metric("autonomy_ha_maintenance", "gauge", "1 while automatic actions are paused.", [[c, m.maintenance ? 1 : 0]]);
-  metric("autonomy_ha_database_reachable", "gauge", "1 when the coordinator can read the lock database.", [[c, m.databaseReachable ? 1 : 0]]);
-  const i = m.intruders ?? { current: 0, detected: 0, terminated: 0 };
-  metric("autonomy_ha_intruder_lock_holders", "gauge", "Sessions holding the leader lock that no agent's report names.", [[c, i.current]]);
-  metric("autonomy_ha_intruders_detected_total", "counter", "Intruding lock holders found.", [[c, i.detected]]);
-  metric("autonomy_ha_intruders_terminated_total", "counter", "Intruding lock holders whose session the coordinator ended.", [[c, i.terminated]]);
-  metric("autonomy_ha_leader_watchers", "gauge", "Open WatchLeader streams.", [[c, m.watchers]]);
-  return lines.join("\n") + "\n";
+  const nodes = (value: (n: NodeState, m: MetricsSnapshot) => number, which: (n: NodeState) => boolean = () => true) => (): Sample[] => {
+    const m = snapshot();
+    return m.nodes.filter(which).map((n) => [{ cluster_id: m.clusterId, node_id: n.nodeId }, value(n, m)]);
+  };
+  const intruders = (m: MetricsSnapshot) => m.intruders ?? { current: 0, detected: 0, terminated: 0 };
+
+  gauge(registry, { name: "autonomy_ha_leader", help: "1 for the node holding write authority.", labels: perNode, samples: nodes((n, m) => (n.nodeId === m.leader.holderId ? 1 : 0)) });
+  gauge(registry, { name: "autonomy_ha_has_leader", help: "1 when some node holds write authority.", labels: cluster, samples: one((m) => (m.leader.holderId ? 1 : 0)) });
+  gauge(registry, { name: "autonomy_ha_epoch", help: "The current epoch (fencing token).", labels: cluster, samples: one((m) => m.leader.epoch) });
+  gauge(registry, { name: "autonomy_ha_leader_write_ready", help: "1 when the leader is Write-Ready.", labels: cluster, samples: one((m) => (m.leader.writeReady ? 1 : 0)) });
+  gauge(registry, { name: "autonomy_ha_node_connected", help: "1 while the node's agent stream is open.", labels: perNode, samples: nodes((n) => (n.connected ? 1 : 0)) });
+  gauge(registry, { name: "autonomy_ha_node_epoch", help: "The epoch the node holds (0 when none).", labels: perNode, samples: nodes((n) => n.report.epoch) });
+  gauge(registry, { name: "autonomy_ha_node_replay_lag_seconds", help: "The node's own standby replay lag.", labels: perNode, samples: nodes((n) => n.report.localDatabase?.replayLagSeconds ?? 0) });
+  gauge(registry, {
+    name: "autonomy_ha_replication_max_replay_lag_seconds",
+    help: "The worst replay lag among the primary's replicas, as each node reports it.",
+    labels: perNode,
+    samples: nodes((n) => n.report.replication.maxReplayLagSeconds, (n) => n.report.replication.replicaCount > 0),
+  });
+  gauge(registry, { name: "autonomy_ha_split_brain", help: "1 while a split-brain is detected.", labels: cluster, samples: one((m) => (m.splitBrain ? 1 : 0)) });
+  counter(registry, { name: "autonomy_ha_split_brain_detections_total", help: "Split-brain findings raised.", labels: cluster, samples: one((m) => m.splitBrainDetections) });
+  counter(registry, {
+    name: "autonomy_ha_failovers_total",
+    help: "Failovers ordered by the coordinator, by kind.",
+    labels: ["cluster_id", "kind"],
+    samples: () => {
+      const m = snapshot();
+      return (["planned", "automatic", "recovery"] as const).map((kind) => [{ cluster_id: m.clusterId, kind }, m.failovers[kind]]);
+    },
+  });
+  gauge(registry, { name: "autonomy_ha_maintenance", help: "1 while automatic actions are paused.", labels: cluster, samples: one((m) => (m.maintenance ? 1 : 0)) });
+  gauge(registry, { name: "autonomy_ha_database_reachable", help: "1 when the coordinator can read the lock database.", labels: cluster, samples: one((m) => (m.databaseReachable ? 1 : 0)) });
+  gauge(registry, { name: "autonomy_ha_intruder_lock_holders", help: "Sessions holding the leader lock that no agent's report names.", labels: cluster, samples: one((m) => intruders(m).current) });
+  counter(registry, { name: "autonomy_ha_intruders_detected_total", help: "Intruding lock holders found.", labels: cluster, samples: one((m) => intruders(m).detected) });
+  counter(registry, { name: "autonomy_ha_intruders_terminated_total", help: "Intruding lock holders whose session the coordinator ended.", labels: cluster, samples: one((m) => intruders(m).terminated) });
+  gauge(registry, { name: "autonomy_ha_leader_watchers", help: "Open WatchLeader streams.", labels: cluster, samples: one((m) => m.watchers) });
+  return registry;
 }
 
-const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+/** The text exposition of one snapshot, without the process metrics (for tests and tools). */
+export function renderMetrics(m: MetricsSnapshot): Promise<string> {
+  return coordinatorMetrics(() => m).metrics();
+}

@@ -1,5 +1,5 @@
-import type { SettingSpec, Settings } from "../../cli/settings.js";
-import { invalidArgument } from "../../core/errors.js";
+import type { SettingSpec, Settings } from "../../core/settings.js";
+import { parseHostPort } from "../../core/host-port.js";
 import { Authenticator } from "./authenticator.js";
 import { loadTls, type TlsMaterial } from "./tls.js";
 import { TokenStore } from "./tokens.js";
@@ -34,11 +34,3 @@ export function serverSecurity(s: Settings): ServerSecurity {
 }
 
 export type { TlsMaterial };
-
-/** HOST:PORT, e.g. 127.0.0.1:8888 or [::1]:8888. */
-export function parseHostPort(raw: string, what: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(raw);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw invalidArgument(`${what} "${raw}" must be HOST:PORT, e.g. 127.0.0.1:8888`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
-}

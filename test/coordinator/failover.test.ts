@@ -302,12 +302,14 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
   it("`autonomy coordinator` runs as a child process and stops cleanly on SIGTERM; an unreachable database is one line and exit 1", async () => {
     const bin = path.join(root, "bin", "autonomy.js");
     const audit = await mkdtemp(path.join(os.tmpdir(), "autonomy-coord-cli-"));
-    const child = spawn(process.execPath, [bin, "coordinator", "--database-url", pg.primary.url(), "--listen", "127.0.0.1:0", "--audit-dir", audit, "--schema", `cli_${process.pid}`, "--log-level", "warn"], {
+    const child = spawn(process.execPath, [bin, "coordinator", "--database-url", pg.primary.url(), "--listen", "127.0.0.1:0", "--audit-dir", audit, "--schema", `cli_${process.pid}`, "--log-level", "info"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     child.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    const url = await waitFor(() => /listening on (http:\/\/\S+)/.exec(out)?.[1], { timeoutMs: 20_000, what: "the coordinator to listen" });
+    // stdout is JSON log lines only (a plain-text line fails JSON.parse here); one says where it listens.
+    const logLines = () => out.split("\n").slice(0, -1).map((l) => JSON.parse(l) as { msg: string; url?: string });
+    const url = await waitFor(() => logLines().find((l) => l.msg.startsWith("coordinator listening on"))?.url, { timeoutMs: 20_000, what: "the coordinator to listen" });
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     child.kill("SIGTERM");

@@ -76,8 +76,8 @@ describe("intruders: a lock holder no agent's report names", () => {
     expect(() => makePolicy(overrides)).toThrow(message);
   });
 
-  it("is exported as metrics", () => {
-    const text = renderMetrics({
+  it("is exported as metrics", async () => {
+    const text = await renderMetrics({
       clusterId: "default", leader: noLeader, nodes: [], splitBrain: false, splitBrainDetections: 0, failovers: { planned: 0, automatic: 0, recovery: 0 },
       maintenance: false, databaseReachable: true, watchers: 0, intruders: { current: 1, detected: 2, terminated: 1 },
     });

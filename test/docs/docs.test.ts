@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentConfig, agentSettings } from "../../agent/config.js";
 import { commands } from "../../cli/commands.js";
-import { resolveSettings, type SettingSpec } from "../../cli/settings.js";
+import { resolveSettings, type SettingSpec } from "../../core/settings.js";
 import { ExitCode } from "../../cli/exit-codes.js";
 import { AuditType } from "../../coordinator/audit/audit-event.js";
 import { coordinatorConfig, coordinatorSettings } from "../../coordinator/settings.js";

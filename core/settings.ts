@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { parseDuration } from "../core/duration.js";
-import { describeError } from "../core/errors.js";
-import { parseFlags } from "./args.js";
-import { UsageError } from "./exit-codes.js";
+import { parseDuration } from "./duration.js";
+import { describeError } from "./errors.js";
+import { parseFlags } from "./flags.js";
+import { UsageError } from "./usage-error.js";
 
 /**
  * Settings of a long-running process (agent, coordinator): each comes from a
