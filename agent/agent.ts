@@ -8,11 +8,12 @@ import { migrate } from "../db/migrations.js";
 import { SideConnection } from "../db/side-connection.js";
 import { serve, type RunningServer } from "../rpc/server.js";
 import { listenerMetrics } from "../rpc/auth/listener-metrics.js";
-import { VERSION } from "../cli/version.js";
+import { VERSION } from "../core/version.js";
 import type { AgentConfig } from "./config.js";
 import { Elector } from "./election/elector.js";
 import { COORDINATED_CAMPAIGN_MS } from "./election/readiness.js";
 import { LockSession } from "./election/lock-session.js";
+import { lockDatabaseLabel } from "../core/lock-database.js";
 import { buildReport, type ProbeResults } from "./node-report.js";
 import { LocalDatabaseProbe } from "./probes/local-database.js";
 import { ReplicationProbe } from "./probes/replication.js";
@@ -83,7 +84,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   });
   const leaders = new LeaderEventLog(noLeader, () => clock.now());
 
-  let probes: ProbeResults = { replication: unknownReplication, localDatabase: undefined, lockDatabaseId: "", lockDatabaseWritable: false };
+  let probes: ProbeResults = { replication: unknownReplication, localDatabase: undefined, lockDatabase: undefined, lockDatabaseWritable: false };
   let sequence = 0;
   let server: RunningServer | undefined;
   const endpoint = () => server?.url ?? `http://${config.listenHost}:${config.listenPort}`;
@@ -123,14 +124,14 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       probes = {
         replication,
         localDatabase,
-        lockDatabaseId: identity ? `${identity.systemIdentifier}/tl${identity.timeline}` : before.lockDatabaseId,
+        lockDatabase: identity ? { systemIdentifier: identity.systemIdentifier, timeline: identity.timeline } : before.lockDatabase,
         lockDatabaseWritable: identity ? !identity.inRecovery : false,
       };
       elector.setSyncReplicas(replication.syncReplicaCount);
       if (
         before.replication.lagStatus !== replication.lagStatus ||
         before.localDatabase?.lagStatus !== localDatabase?.lagStatus ||
-        before.lockDatabaseId !== probes.lockDatabaseId
+        lockDatabaseLabel(before.lockDatabase) !== lockDatabaseLabel(probes.lockDatabase)
       ) {
         log.info({ lagStatus: replication.lagStatus, maxReplayLagSeconds: replication.maxReplayLagSeconds }, `replication lag ${replication.lagStatus}`);
         onChange();

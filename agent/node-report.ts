@@ -1,3 +1,4 @@
+import { lockDatabaseLabel, type LockDatabaseIdentity } from "../core/lock-database.js";
 import type { LocalDatabaseView, NodeReport, ReplicationView } from "../core/model.js";
 import type { AgentConfig } from "./config.js";
 import type { ElectionSnapshot } from "./election/elector.js";
@@ -7,7 +8,8 @@ import type { Readiness } from "./election/readiness.js";
 export interface ProbeResults {
   readonly replication: ReplicationView;
   readonly localDatabase: LocalDatabaseView | undefined;
-  readonly lockDatabaseId: string;
+  /** The server the lock session is on, once read. */
+  readonly lockDatabase: LockDatabaseIdentity | undefined;
   readonly lockDatabaseWritable: boolean;
 }
 
@@ -45,8 +47,10 @@ export function buildReport(
     nofailover: config.nofailover,
     replication: probes.replication,
     localDatabase: probes.localDatabase,
-    lockDatabaseId: probes.lockDatabaseId,
+    lockDatabaseId: lockDatabaseLabel(probes.lockDatabase),
+    lockDatabase: probes.lockDatabase,
     lockDatabaseWritable: probes.lockDatabaseWritable,
+    leaseMs: config.leaseMs,
     endpoint: extra.endpoint,
     databaseError: election.databaseError,
     version: extra.version,

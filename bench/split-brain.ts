@@ -50,7 +50,7 @@ export async function splitBrainBench(rounds: number): Promise<BenchResult[]> {
       await settle();
       for (let round = 0; round < rounds; round++) {
         const sentAt = performance.now();
-        rogue.overrides = { role: "leader", sessionLockHeld: true, writeReady: true, writeReadyReason: "", epoch: leader.epoch + 1, lockDatabaseId: OTHER_PRIMARY };
+        rogue.overrides = { role: "leader", sessionLockHeld: true, writeReady: true, writeReadyReason: "", epoch: leader.epoch + 1, lockDatabaseId: OTHER_PRIMARY, lockDatabase: { systemIdentifier: "7999999999999999999", timeline: 7 } };
         void rogue.report();
         const [event, line] = await Promise.all([
           watch.next((e) => e.kind === LeaderEventKind.SPLIT_BRAIN_DETECTED, sentAt, 5_000),

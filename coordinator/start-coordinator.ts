@@ -78,45 +78,52 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     throw toHaError(err, `cannot use the lock database ${redact(config.databaseUrl)}`);
   }
 
-  const audit = new AuditLog(config.auditDir, policy.clusterId, clock);
-  const truth = new DatabaseTruthPoller(pool, schema, policy.clusterId, clock, log);
-  const events = new LeaderEventLog(noLeader, () => clock.now());
-  let engine: Engine | undefined;
-  const sessions = new NodeSessions(policy.clusterId, clock, log, {
-    report: (nodeId, material) => engine?.onReport(nodeId, material),
-    connection: (nodeId, connected) => engine?.onConnection(nodeId, connected),
-  });
-  engine = new Engine({ policy, sessions, truth, audit, events, clock, log });
-  const ctx: OperationContext = { policy, engine, sessions, truth, pool, schema, audit, clock, log };
-  engine.autoRecover = async (target, reason) => {
-    await recoverSplitBrain(ctx, { strategy: "promote-leader", operator: "system", reason, caller: "coordinator (automatic recovery)", force: false, targetNode: target });
-  };
   // The epoch floor lives in the lock database (epoch_floor, with the server's
   // identity): it survives restarts, replicates to standbys, and a fresh
   // database starts from zero whatever an old audit log says.
-  engine.floor = await EpochFloor.load(pool, schema, policy.clusterId, log).catch(async (err: unknown) => {
+  const floor = await EpochFloor.load(pool, schema, policy.clusterId, log).catch(async (err: unknown) => {
     await pool.end().catch(() => undefined);
     throw toHaError(err, `cannot read the epoch floor from ${redact(config.databaseUrl)}`);
   });
 
-  truth.onRead(() => engine?.evaluate());
+  // Everything long-lived stops when this aborts.
+  const lifetime = new AbortController();
+  const audit = new AuditLog(config.auditDir, policy.clusterId, clock);
+  const truth = new DatabaseTruthPoller(pool, schema, policy.clusterId, clock, log);
+  const events = new LeaderEventLog(noLeader, () => clock.now());
+  const sessions = new NodeSessions(policy.clusterId, clock, log, { limits: policy, signal: lifetime.signal });
+  const parts = { policy, sessions, truth, pool, schema, audit, clock, log };
+  // The engine attaches itself to the sessions and the poller; a recovery it
+  // starts runs as an operation of that same engine.
+  const engine = new Engine({
+    ...parts,
+    events,
+    floor,
+    signal: lifetime.signal,
+    recover: async (self, target, reason) => {
+      await recoverSplitBrain({ ...parts, engine: self }, { strategy: "promote-leader", operator: "system", reason, caller: "coordinator (automatic recovery)", force: false, targetNode: target });
+    },
+  });
+  const ctx: OperationContext = { ...parts, engine };
+
   await truth.refresh();
-  truth.start(policy.pollIntervalMs);
+  const polling = truth.run(policy.pollIntervalMs, lifetime.signal);
 
   const watchers = { count: 0 };
   const metrics = () => {
-    const view = engine!.view();
+    const view = engine.view();
+    const counters = engine.counters;
     return {
       clusterId: policy.clusterId,
-      leader: engine!.leader(),
+      leader: engine.leader(),
       nodes: view.nodes,
-      splitBrain: engine!.finding().finding.detected,
-      splitBrainDetections: engine!.counters.splitBrainDetections,
-      failovers: engine!.counters.failovers,
+      splitBrain: engine.finding().finding.detected,
+      splitBrainDetections: counters.splitBrainDetections,
+      failovers: counters.failovers,
       maintenance: view.maintenance,
       databaseReachable: view.db?.reachable === true,
       watchers: watchers.count,
-      intruders: { current: engine!.intruders().length, ...engine!.counters.intruders },
+      intruders: { current: engine.intruders().length, ...counters.intruders },
     };
   };
   let server;
@@ -133,8 +140,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       healthListen: config.security?.healthListen,
     });
   } catch (err) {
-    truth.stop();
-    engine.stop();
+    lifetime.abort();
+    await polling;
     await pool.end().catch(() => undefined);
     throw toHaError(err, `cannot listen on ${config.host ?? "127.0.0.1"}:${config.port ?? 8890}`);
   }
@@ -152,9 +159,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     policy,
     stop: () =>
       (stopping ??= (async () => {
-        truth.stop();
-        engine!.stop();
-        sessions.stop();
+        lifetime.abort();
+        await polling;
         await running.close();
         await audit.close().catch((err: unknown) => log.warn({ err: describeError(err) }, "closing the audit log failed"));
         await pool.end().catch(() => undefined);

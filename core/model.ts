@@ -1,3 +1,5 @@
+import type { LockDatabaseIdentity } from "./lock-database.js";
+
 /**
  * Domain types shared by the agent, the coordinator and the CLI. Wire types
  * from gen/ are converted to and from these at the RPC edge (rpc/wire.ts).
@@ -81,8 +83,13 @@ export interface NodeReport {
   readonly nofailover: boolean;
   readonly replication: ReplicationView;
   readonly localDatabase: LocalDatabaseView | undefined;
+  /** Display only ("<sysid>/tl<timeline>"): compare lockDatabase, never this text. */
   readonly lockDatabaseId: string;
+  /** The server holding the node's lock, once the node has read it. */
+  readonly lockDatabase: LockDatabaseIdentity | undefined;
   readonly lockDatabaseWritable: boolean;
+  /** The agent's --lease (ms); 0 when not reported (an agent older than the field). */
+  readonly leaseMs: number;
   readonly endpoint: string;
   readonly databaseError: string;
   readonly version: string;
@@ -117,10 +124,5 @@ export interface CommandOutcome {
   readonly resignedAt: Date | undefined;
 }
 
-/** Classifies a lag against warn/critical thresholds (seconds). */
-export function classifyLag(lagSeconds: number | undefined, warnSeconds: number, criticalSeconds: number): LagStatus {
-  if (lagSeconds === undefined || Number.isNaN(lagSeconds)) return "unknown";
-  if (lagSeconds > criticalSeconds) return "critical";
-  if (lagSeconds > warnSeconds) return "warn";
-  return "ok";
-}
+/** The one lag classifier lives in core/lag.ts; re-exported for existing importers. */
+export { classifyLag } from "./lag.js";

@@ -142,13 +142,18 @@ export interface DatabaseIdentity {
   readonly inRecovery: boolean;
 }
 
+/**
+ * The server's current timeline, for a query over `pg_control_checkpoint() c`.
+ * On a primary the current WAL file names the timeline at once; the
+ * checkpoint's timeline lags a promotion until the next checkpoint. The one
+ * spelling of it: the agent's probes and the coordinator both use this.
+ */
+export const TIMELINE_SQL = `CASE WHEN pg_is_in_recovery() THEN c.timeline_id
+       ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END`;
+
 export async function readDatabaseIdentity(db: Queryable): Promise<DatabaseIdentity> {
   const r = await db.query<{ system_identifier: string; timeline_id: number; in_recovery: boolean }>(
-    // On a primary the current WAL file names the timeline at once; the
-    // checkpoint's timeline lags a promotion until the next checkpoint.
-    `SELECT s.system_identifier::text AS system_identifier, pg_is_in_recovery() AS in_recovery,
-            CASE WHEN pg_is_in_recovery() THEN c.timeline_id
-                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline_id
+    `SELECT s.system_identifier::text AS system_identifier, pg_is_in_recovery() AS in_recovery, ${TIMELINE_SQL} AS timeline_id
        FROM pg_control_system() s, pg_control_checkpoint() c`,
   );
   const row = r.rows[0]!;

@@ -1,20 +1,26 @@
 import { formatDurationMs } from "../core/duration.js";
-import type { NodeReport, ReplicationView } from "../core/model.js";
+import type { LeaderView, NodeReport, ReplicationView } from "../core/model.js";
 
 /**
  * The JSON bodies of the /v1/health/* paths, with the runbooks' field names.
  * Shared by agent and coordinator so both answer the same shapes.
  */
 export function leaderJson(r: NodeReport): Record<string, unknown> {
+  return { ...leaderFields(r.observedLeader, r.sessionLockHeld, r.writeReady), node_id: r.nodeId, role: r.role };
+}
+
+/**
+ * The /v1/health/leader fields both answer: an agent for its node (its own
+ * lock and readiness), the coordinator for the cluster's leader.
+ */
+export function leaderFields(leader: LeaderView, sessionLockHeld: boolean, writeReady: boolean): Record<string, unknown> {
   return {
-    holder_id: r.observedLeader.holderId,
-    current_epoch: r.observedLeader.epoch,
-    session_lock_held: r.sessionLockHeld,
-    write_ready: r.writeReady,
-    node_id: r.nodeId,
-    role: r.role,
-    acquired_at: r.observedLeader.acquiredAt?.toISOString() ?? null,
-    heartbeat_at: r.observedLeader.heartbeatAt?.toISOString() ?? null,
+    holder_id: leader.holderId,
+    current_epoch: leader.epoch,
+    session_lock_held: sessionLockHeld,
+    write_ready: writeReady,
+    acquired_at: leader.acquiredAt?.toISOString() ?? null,
+    heartbeat_at: leader.heartbeatAt?.toISOString() ?? null,
   };
 }
 

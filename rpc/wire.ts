@@ -21,6 +21,7 @@ import {
 } from "../gen/autonomy/ha/v1/agent_pb.js";
 import type { NodeStatusSchema } from "../gen/autonomy/ha/v1/admin_pb.js";
 import { invalidArgument } from "../core/errors.js";
+import type { LockDatabaseIdentity } from "../core/lock-database.js";
 import type {
   CommandOutcome,
   CommandResult,
@@ -189,12 +190,15 @@ export function reportToWire(r: Omit<NodeReport, "nodeId">): AgentReport {
     replication: replicationToWire(r.replication),
     localDatabase: r.localDatabase ? localToWire(r.localDatabase) : undefined,
     lockDatabaseId: r.lockDatabaseId,
+    lockDatabaseSystemIdentifier: r.lockDatabase?.systemIdentifier ?? "",
+    lockDatabaseTimeline: r.lockDatabase?.timeline ?? 0,
     lockDatabaseWritable: r.lockDatabaseWritable,
     endpoint: r.endpoint,
     databaseError: r.databaseError,
     version: r.version,
     minSyncReplicas: r.minSyncReplicas,
     held: r.held,
+    leaseMs: r.leaseMs,
   });
 }
 
@@ -219,13 +223,28 @@ export function reportFromWire(nodeId: string, r: AgentReport): NodeReport {
     replication: replicationFromWire(r.replication),
     localDatabase: localFromWire(r.localDatabase),
     lockDatabaseId: r.lockDatabaseId,
+    lockDatabase: lockDatabaseFromWire(r.lockDatabaseSystemIdentifier, r.lockDatabaseTimeline),
     lockDatabaseWritable: r.lockDatabaseWritable,
     endpoint: r.endpoint,
     databaseError: r.databaseError,
     version: r.version,
     minSyncReplicas: r.minSyncReplicas,
     held: r.held,
+    leaseMs: r.leaseMs,
   };
+}
+
+/**
+ * The typed lock database identity. An agent older than these fields sends
+ * none: the identity is then unknown (the deprecated display text is never
+ * parsed), and the coordinator treats the node's database as unconfirmed.
+ */
+function lockDatabaseFromWire(systemIdentifier: string, timeline: number): LockDatabaseIdentity | undefined {
+  if (systemIdentifier === "") return undefined;
+  if (!/^[0-9]{1,20}$/.test(systemIdentifier)) {
+    throw invalidArgument(`lock_database_system_identifier: ${JSON.stringify(systemIdentifier.slice(0, 40))} is not a decimal system identifier`);
+  }
+  return { systemIdentifier, timeline };
 }
 
 export function commandToWire(c: NodeCommand): MessageInitShape<typeof CommandSchema> {

@@ -1,5 +1,7 @@
-import { classifyLag, type LocalDatabaseView } from "../../core/model.js";
+import { classifyLag } from "../../core/lag.js";
+import type { LocalDatabaseView } from "../../core/model.js";
 import { describeError } from "../../core/errors.js";
+import { TIMELINE_SQL } from "../../db/leadership.js";
 import type { SideConnection } from "../../db/side-connection.js";
 
 /**
@@ -25,8 +27,7 @@ export class LocalDatabaseProbe {
         streaming: boolean | null;
       }>(
         `SELECT pg_is_in_recovery() AS in_recovery, s.system_identifier::text AS system_identifier,
-                CASE WHEN pg_is_in_recovery() THEN c.timeline_id
-                     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+                ${TIMELINE_SQL} AS timeline,
                 CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()::text ELSE pg_current_wal_lsn()::text END AS receive_lsn,
                 CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text ELSE pg_current_wal_lsn()::text END AS replay_lsn,
                 CASE WHEN NOT pg_is_in_recovery() THEN 0

@@ -1,4 +1,5 @@
-import { classifyLag, unknownReplication, type ReplicaView, type ReplicationView } from "../../core/model.js";
+import { classifyLag } from "../../core/lag.js";
+import { unknownReplication, type ReplicaView, type ReplicationView } from "../../core/model.js";
 import { describeError } from "../../core/errors.js";
 import type { SideConnection } from "../../db/side-connection.js";
 import { LsnHistory, parseLsn } from "./lsn.js";

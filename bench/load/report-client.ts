@@ -105,7 +105,7 @@ function start(c: StartLoad): void {
 function send(s: Stream): void {
   const c = config!;
   const sentAt = new Date();
-  const r = report(s.nodeId, { sequence: ++s.sequence, sentAt, clusterId: c.clusterId, nofailover: true, lockDatabaseId: c.lockDatabaseId, endpoint: `http://127.0.0.1:1/${s.nodeId}`, version: "bench" });
+  const r = report(s.nodeId, { sequence: ++s.sequence, sentAt, clusterId: c.clusterId, nofailover: true, lockDatabaseId: c.lockDatabaseId, lockDatabase: undefined, endpoint: `http://127.0.0.1:1/${s.nodeId}`, version: "bench" });
   s.requests.write({ message: { case: "report", value: reportToWire(r) } }).catch(() => undefined);
   s.sent.push(sentAt.getTime());
   if (s.sent.length > 20) s.sent.shift();

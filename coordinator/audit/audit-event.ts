@@ -45,6 +45,12 @@ export const AuditType = {
   /** A second stream for a node id that already has a live one. */
   NodeStreamRefused: "ha.node.stream_refused",
   NodeExpired: "ha.node.expired",
+  /** A node's --lease is not below the coordinator's --failure-timeout (detect/lease.ts). */
+  NodeLeaseTooLong: "ha.node.lease_too_long",
+  /** manual-reconcile's hold began: nobody campaigns until a failover names a node. */
+  ReconcileHoldSet: "ha.reconcile_hold.set",
+  /** The manual-reconcile hold ended (a failover or promote-leader named a leader). */
+  ReconcileHoldCleared: "ha.reconcile_hold.cleared",
 } as const;
 
 export const AUDIT_FILE = "audit.jsonl";

@@ -1,8 +1,9 @@
+import { lockDatabaseLabel } from "../../core/lock-database.js";
 import type { CoordinatorPolicy } from "../config.js";
 import { detectIntruders } from "../detect/intruder.js";
 import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
 import { freshClaimants, highestEpochKnown, holderOwner, isFresh, leaderOf, nodeById, verifyLockClaim, type ClusterView } from "../view/cluster-view.js";
-import { chooseSuccessor, type Choice } from "./successor.js";
+import { chooseSuccessor, replicationLagStatus, type Choice } from "./successor.js";
 
 /** Decisions that change nothing: the reason says why. */
 export type WaitKind =
@@ -85,7 +86,7 @@ export function decide(view: ClusterView, policy: CoordinatorPolicy, nowMs: numb
   if (!holder) {
     const elsewhere = freshClaimants(view, policy, nowMs).find((n) => n.report.sessionLockHeld);
     if (elsewhere) {
-      return [{ kind: "leader_elsewhere", reason: `no lock holder in the coordinator's database, but ${elsewhere.nodeId} holds the lock on ${elsewhere.report.lockDatabaseId || "another database"} (epoch ${elsewhere.report.epoch})` }];
+      return [{ kind: "leader_elsewhere", reason: `no lock holder in the coordinator's database, but ${elsewhere.nodeId} holds the lock on ${lockDatabaseLabel(elsewhere.report.lockDatabase) || "another database"} (epoch ${elsewhere.report.epoch})` }];
     }
     const leaderless = nowMs - (view.leaderlessSinceMs ?? nowMs);
     const d = view.designation;
@@ -132,8 +133,8 @@ export function decide(view: ClusterView, policy: CoordinatorPolicy, nowMs: numb
 }
 
 function choose(view: ClusterView, policy: CoordinatorPolicy, nowMs: number, exclude: string[], allowCriticalLag: boolean, leaderId: string | undefined): Choice {
-  const ref = leaderId ? nodeById(view, leaderId)?.report.lockDatabaseId : undefined;
-  return chooseSuccessor(view, policy, nowMs, { exclude, allowHeld: false, allowCriticalLag, leaderId, lockDatabaseId: ref || undefined });
+  const ref = leaderId ? nodeById(view, leaderId)?.report.lockDatabase : undefined;
+  return chooseSuccessor(view, policy, nowMs, { exclude, allowHeld: false, allowCriticalLag, leaderId, lockDatabase: ref });
 }
 
 function noCandidate(choice: Choice & { nodeId: undefined }, what: string, waitedMs: number, policy: CoordinatorPolicy): Decision {
@@ -192,7 +193,7 @@ function splitBrain(view: ClusterView, policy: CoordinatorPolicy, nowMs: number,
  */
 export function recoveryTarget(view: ClusterView, policy: CoordinatorPolicy, nowMs: number): string | { why: string } {
   const claimants = freshClaimants(view, policy, nowMs).filter((n) => n.report.sessionLockHeld && n.report.epoch > 0);
-  const healthy = claimants.filter((n) => n.report.replication.lagStatus !== "critical" && n.report.databaseError === "");
+  const healthy = claimants.filter((n) => replicationLagStatus(n.report, policy) !== "critical" && n.report.databaseError === "");
   if (healthy.length === 0) return { why: claimants.length === 0 ? "no node holds a term" : "every claimant's replication is critical or its database unreachable" };
   const sorted = [...healthy].sort((a, b) => b.report.epoch - a.report.epoch);
   if (sorted[1] && sorted[1].report.epoch === sorted[0]!.report.epoch) {

@@ -1,4 +1,6 @@
-import { classifyLag, type LagStatus } from "../../core/model.js";
+import { judgeLag } from "../../core/lag.js";
+import { lockDatabaseLabel, sameLockDatabase, type LockDatabaseIdentity } from "../../core/lock-database.js";
+import type { LagStatus, NodeReport } from "../../core/model.js";
 import { isFresh, nodeById, onDatabase, type ClusterView, type NodeState } from "../view/cluster-view.js";
 
 export interface SuccessorRules {
@@ -15,7 +17,7 @@ export interface ChooseOptions {
   /** Accept a candidate whose lag is critical when nobody else is eligible. */
   readonly allowCriticalLag: boolean;
   /** The lock database the successor must be on (the leader's), when known. */
-  readonly lockDatabaseId?: string;
+  readonly lockDatabase?: LockDatabaseIdentity;
   /** Node whose replicas list tells sync from async (the leader, alive or last seen). */
   readonly leaderId?: string;
 }
@@ -46,9 +48,9 @@ export function chooseSuccessor(view: ClusterView, rules: SuccessorRules, nowMs:
   const syncNames = syncReplicaNames(view, options.leaderId);
   for (const n of [...view.nodes].sort((a, b) => a.nodeId.localeCompare(b.nodeId))) {
     if (options.exclude.includes(n.nodeId)) continue;
-    const why = ineligible(n, view, rules, nowMs, options);
+    const why = ineligibility(n, view, rules, nowMs, options);
     if (why) {
-      skipped.push(`${n.nodeId} ${why}`);
+      skipped.push(`${n.nodeId} ${why.detail}`);
       continue;
     }
     const c = candidateOf(n, rules, syncNames);
@@ -95,34 +97,58 @@ const lagProblem = (c: Candidate) =>
 
 const describe = (c: Candidate) => `priority ${c.priority}, replay lag ${c.lagSeconds}s, ${c.sync ? "sync" : "async"}`;
 
-function ineligible(n: NodeState, view: ClusterView, rules: SuccessorRules, nowMs: number, options: ChooseOptions): string | undefined {
+/** Why a node cannot take over, by a stable code and in words. */
+export interface Ineligibility {
+  readonly code: "nofailover" | "disconnected" | "silent" | "held" | "database_unreachable" | "fenced" | "holds_lock" | "other_database";
+  readonly detail: string;
+}
+
+/**
+ * The one rule for who may take over: used for the automatic choice, the
+ * designated successor, and an operator's --target alike. Lag is not part of
+ * it: it ranks candidates (candidateOf), and a caller decides what critical
+ * lag means to it.
+ */
+export function ineligibility(n: NodeState, view: ClusterView, rules: SuccessorRules, nowMs: number, options: Pick<ChooseOptions, "allowHeld" | "lockDatabase">): Ineligibility | undefined {
   const r = n.report;
-  if (r.nofailover) return "has nofailover set";
-  if (!n.connected) return "is disconnected";
-  if (!isFresh(n, rules, nowMs)) return `has not reported for ${Math.round(nowMs - n.lastReportMs)}ms`;
-  if (r.held && !options.allowHeld) return "is held";
-  if (r.role === "disconnected" || r.databaseError !== "") return `cannot reach the lock database${r.databaseError ? ` (${r.databaseError})` : ""}`;
-  if (r.role === "fenced") return "is fenced";
-  if (r.sessionLockHeld) return "already holds the lock";
-  const ref = options.lockDatabaseId;
-  if (ref && r.lockDatabaseId !== "" && r.lockDatabaseId !== ref) return `is on another lock database (${r.lockDatabaseId}, leader on ${ref})`;
-  if (!ref && view.db?.reachable && onDatabase(r.lockDatabaseId, view.db.identity) === false) {
-    return `is on another lock database (${r.lockDatabaseId})`;
+  if (r.nofailover) return { code: "nofailover", detail: "has nofailover set" };
+  if (!n.connected) return { code: "disconnected", detail: "is disconnected" };
+  if (!isFresh(n, rules, nowMs)) return { code: "silent", detail: `has not reported for ${Math.round(nowMs - n.lastReportMs)}ms` };
+  if (r.held && !options.allowHeld) return { code: "held", detail: "is held" };
+  if (r.role === "disconnected" || r.databaseError !== "") {
+    return { code: "database_unreachable", detail: `cannot reach the lock database${r.databaseError ? ` (${r.databaseError})` : ""}` };
+  }
+  if (r.role === "fenced") return { code: "fenced", detail: "is fenced" };
+  if (r.sessionLockHeld) return { code: "holds_lock", detail: "already holds the lock" };
+  const ref = options.lockDatabase;
+  if (ref && sameLockDatabase(r.lockDatabase, ref) === false) {
+    return { code: "other_database", detail: `is on another lock database (${lockDatabaseLabel(r.lockDatabase)}, leader on ${lockDatabaseLabel(ref)})` };
+  }
+  if (!ref && view.db?.reachable && onDatabase(r.lockDatabase, view.db.identity) === false) {
+    return { code: "other_database", detail: `is on another lock database (${lockDatabaseLabel(r.lockDatabase)})` };
   }
   return undefined;
 }
 
-function candidateOf(n: NodeState, rules: SuccessorRules, syncNames: ReadonlySet<string>): Candidate {
+/** A node as a candidate: its priority, its replay lag judged with our thresholds, and whether it is a sync standby. */
+export function candidateOf(n: NodeState, rules: SuccessorRules, syncNames: ReadonlySet<string> = new Set()): Candidate {
   const local = n.report.localDatabase;
   // A node without a local standby has no replay lag of its own to weigh; one
   // whose standby cannot be reached may be arbitrarily far behind.
   const lag = local && local.reachable ? Math.max(0, local.replayLagSeconds) : 0;
-  const status = !local ? "ok" : local.reachable ? worst(classifyLag(lag, rules.lagWarnSeconds, rules.lagCriticalSeconds), local.lagStatus) : "unknown";
+  const status = !local ? "ok" : local.reachable ? judgeLag(local.lagStatus, lag, lagThresholds(rules)) : "unknown";
   return { nodeId: n.nodeId, priority: n.report.priority, lagSeconds: round(lag), lagStatus: status, sync: syncNames.has(n.nodeId) };
 }
 
-const order: LagStatus[] = ["unknown", "ok", "warn", "critical"];
-const worst = (a: LagStatus, b: LagStatus): LagStatus => (order.indexOf(a) >= order.indexOf(b) ? a : b);
+/** A leader's replication lag (its slowest standby) judged with our thresholds. */
+export function replicationLagStatus(report: NodeReport, rules: Pick<SuccessorRules, "lagWarnSeconds" | "lagCriticalSeconds">): LagStatus {
+  const rep = report.replication;
+  return judgeLag(rep.lagStatus, rep.maxReplayLagSeconds, lagThresholds(rules));
+}
+
+/** The coordinator's lag thresholds in the shared classifier's terms. */
+export const lagThresholds = (rules: Pick<SuccessorRules, "lagWarnSeconds" | "lagCriticalSeconds">) => ({ warnSeconds: rules.lagWarnSeconds, criticalSeconds: rules.lagCriticalSeconds });
+
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 function syncReplicaNames(view: ClusterView, leaderId: string | undefined): Set<string> {

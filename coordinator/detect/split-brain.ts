@@ -1,3 +1,4 @@
+import { lockDatabaseLabel, sameLockDatabase } from "../../core/lock-database.js";
 import { freshClaimants, holderOwner, isFresh, onDatabase, verifyLockClaim, type ClusterView, type NodeState } from "../view/cluster-view.js";
 
 export type CriterionName =
@@ -62,7 +63,7 @@ export function detectSplitBrain(view: ClusterView, timing: DetectTiming, nowMs:
   if (concurrent.length > 1) divergence.push(concurrent.map((n) => `${n.nodeId} reports epoch ${n.report.epoch}`).join("; "));
   if (db) {
     for (const c of claimants) {
-      const same = onDatabase(c.report.lockDatabaseId, db.identity);
+      const same = onDatabase(c.report.lockDatabase, db.identity);
       // Both sides must be current: the report came well after the database
       // changed (not a report already in flight), and the read after the claim began.
       const current = c.lastReportMs > db.epochChangedAtMs + timing.holderMismatchGraceMs && db.readAtMs > (c.claimSinceMs ?? Infinity);
@@ -130,9 +131,7 @@ function crit(name: CriterionName, evidence: string, otherwise: string): Criteri
 const names = (nodes: readonly NodeState[]) => nodes.map((n) => `${n.nodeId} (epoch ${n.report.epoch})`).join(" and ");
 
 function differentDatabases(a: NodeState, b: NodeState): boolean {
-  const x = a.report.lockDatabaseId;
-  const y = b.report.lockDatabaseId;
-  return x !== "" && y !== "" && x !== y;
+  return sameLockDatabase(a.report.lockDatabase, b.report.lockDatabase) === false;
 }
 
 /** Claimants that overlap in time with at least one other claim. */
@@ -161,7 +160,7 @@ function writablePrimaries(view: ClusterView, timing: DetectTiming, nowMs: numbe
   const byLock = new Map<string, string[]>();
   const byLocal = new Map<string, string[]>();
   for (const n of active) {
-    if (n.report.lockDatabaseWritable && n.report.lockDatabaseId !== "") push(byLock, n.report.lockDatabaseId, n.nodeId);
+    if (n.report.lockDatabaseWritable && n.report.lockDatabase) push(byLock, lockDatabaseLabel(n.report.lockDatabase), n.nodeId);
     const l = n.report.localDatabase;
     if (l && l.reachable && !l.inRecovery && l.systemIdentifier !== "") push(byLocal, `${l.systemIdentifier}/timeline ${l.timeline}`, n.nodeId);
   }
@@ -182,11 +181,11 @@ function explain(view: ClusterView, criteria: readonly Criterion[], concurrent: 
   const lines: string[] = [];
   if (concurrent.length > 1) {
     const epochs = new Set(concurrent.map((n) => n.report.epoch));
-    const dbs = new Set(concurrent.map((n) => n.report.lockDatabaseId).filter((x) => x !== ""));
+    const dbs = new Set(concurrent.map((n) => lockDatabaseLabel(n.report.lockDatabase)).filter((x) => x !== ""));
     const top = [...concurrent].sort((a, b) => b.report.epoch - a.report.epoch);
     if (dbs.size > 1) {
       lines.push(
-        `${concurrent.map((n) => `${n.nodeId} holds epoch ${n.report.epoch} on database ${n.report.lockDatabaseId}`).join(" while ")}: ` +
+        `${concurrent.map((n) => `${n.nodeId} holds epoch ${n.report.epoch} on database ${lockDatabaseLabel(n.report.lockDatabase)}`).join(" while ")}: ` +
           `the nodes follow different primaries (the old primary was not fenced when another was promoted).`,
       );
     } else {

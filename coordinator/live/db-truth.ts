@@ -3,7 +3,8 @@ import type { Clock } from "../../core/clock.js";
 import { describeError } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
 import type { SchemaName } from "../../db/identifiers.js";
-import { LOCK_MATCH_SQL, readDatabaseIdentity, readEpochs, readLeadership, readLockHolders, terminateLockHolder } from "../../db/leadership.js";
+import { closeEpoch, terminateLockHolder } from "../../db/leadership.js";
+import { clearStaleHolder, readLockDatabaseSnapshot, readLockWaiters, terminateIntruder } from "../../db/lock-oversight.js";
 import type { DatabaseTruth } from "../view/cluster-view.js";
 
 /**
@@ -18,7 +19,6 @@ export class DatabaseTruthPoller {
   private latestTruth: DatabaseTruth | undefined;
   private inFlight: Promise<DatabaseTruth> | undefined;
   private queued: Promise<DatabaseTruth> | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(t: DatabaseTruth) => void>();
 
   constructor(
@@ -37,18 +37,13 @@ export class DatabaseTruthPoller {
     this.listeners.add(listener);
   }
 
-  start(intervalMs: number): void {
-    const tick = () => {
-      this.refresh().finally(() => {
-        if (this.timer !== undefined) this.timer = setTimeout(tick, intervalMs);
-      });
-    };
-    this.timer = setTimeout(tick, 0);
-  }
-
-  stop(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+  /** Reads every `intervalMs` (after the previous read ended) until `signal` aborts; resolves then. */
+  async run(intervalMs: number, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      // A failed read is a reading (unreachable), never an exception.
+      await this.refresh();
+      await this.clock.sleep(intervalMs, signal).catch(() => undefined);
+    }
   }
 
   /** A read that starts after this call (coalesced with other callers). */
@@ -82,13 +77,7 @@ export class DatabaseTruthPoller {
       const onError = (err: Error) => this.log.debug({ err: err.message }, "lock database connection failed during a read");
       client.on("error", onError);
       try {
-        // One snapshot for the rows we compare with each other.
-        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        const leadership = await readLeadership(client, this.schema, this.clusterId);
-        const unclosedEpochs = await readEpochs(client, this.schema, this.clusterId, { onlyUnclosed: true, limit: 100 });
-        await client.query("COMMIT");
-        const lockHolders = await readLockHolders(client, this.clusterId);
-        const identity = await readDatabaseIdentity(client);
+        const { leadership, unclosedEpochs, lockHolders, identity } = await readLockDatabaseSnapshot(client, this.schema, this.clusterId);
         const holdersKey = lockHolders.map((h) => `${h.pid}/${h.applicationName}`).sort().join(",");
         const prevKey = prev?.reachable ? prev.lockHolders.map((h) => `${h.pid}/${h.applicationName}`).sort().join(",") : undefined;
         const beat = leadership.heartbeatAt?.getTime();
@@ -105,7 +94,6 @@ export class DatabaseTruthPoller {
           epochChangedAtMs: prev && prev.leadership.epoch === leadership.epoch ? prev.epochChangedAtMs : startedMs,
         };
       } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
         // Destroyed, not returned: a late 'error' from it must still find a listener.
         client.release(err instanceof Error ? err : true);
         throw err;
@@ -135,13 +123,8 @@ export class DatabaseTruthPoller {
   }
 
   /** Sessions queued on the leader lock (pg_advisory_lock waiting), by application_name. */
-  async lockWaiters(): Promise<string[]> {
-    const r = await this.pool.query<{ application_name: string }>(
-      `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE NOT l.granted AND ${LOCK_MATCH_SQL}`,
-      [this.clusterId],
-    );
-    return r.rows.map((x) => x.application_name);
+  lockWaiters(): Promise<string[]> {
+    return readLockWaiters(this.pool, this.clusterId);
   }
 
   /**
@@ -159,19 +142,18 @@ export class DatabaseTruthPoller {
    * judged (so a pid reused by another backend since is never hit). Returns
    * whether it was ended.
    */
-  async terminateIntruder(pid: number, applicationName: string, backendStart: Date | undefined): Promise<boolean> {
-    // MATERIALIZED: pg_terminate_backend must only ever see rows that passed every filter.
-    const r = await this.pool.query<{ pid: number; ok: boolean }>(
-      `WITH target AS MATERIALIZED (
-         SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.granted AND ${LOCK_MATCH_SQL} AND l.pid = $2 AND a.application_name = $3
-            -- The Date we hold has millisecond precision; backend_start has microseconds.
-            AND ($4::timestamptz IS NULL OR abs(extract(epoch FROM a.backend_start - $4::timestamptz)) < 0.001)
-            AND l.pid <> pg_backend_pid())
-       SELECT pid, pg_terminate_backend(pid) AS ok FROM target`,
-      [this.clusterId, pid, applicationName, backendStart ?? null],
-    );
-    return r.rows.some((x) => x.ok);
+  terminateIntruder(pid: number, applicationName: string, backendStart: Date | undefined): Promise<boolean> {
+    return terminateIntruder(this.pool, this.clusterId, pid, applicationName, backendStart);
+  }
+
+  /** Clears leadership_state.holder_id while it still names `staleHolder`; whether it did. */
+  clearStaleHolder(staleHolder: string): Promise<boolean> {
+    return clearStaleHolder(this.pool, this.schema, this.clusterId, staleHolder);
+  }
+
+  /** Closes `epoch` of `holderId` as superseded, if that holder still holds it open. */
+  async supersedeEpoch(holderId: string, epoch: number): Promise<void> {
+    await closeEpoch(this.pool, this.schema, this.clusterId, holderId, epoch, "superseded");
   }
 }
 

@@ -2,17 +2,19 @@ import type { Clock } from "../../core/clock.js";
 import { describeError } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
 import type { LeaderView } from "../../core/model.js";
-import type { AuditLog } from "../audit/audit-log.js";
+import { recordAfterActing, type AuditLog } from "../audit/audit-log.js";
 import { AuditType } from "../audit/audit-event.js";
 import type { CoordinatorPolicy } from "../config.js";
 import { decide, type Decision } from "../decide/decide.js";
 import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
 import { detectIntruders, type IntruderFinding } from "../detect/intruder.js";
-import { highestEpochKnown, leaderOf, type ClusterView, type Designation, confirmedByDatabase } from "../view/cluster-view.js";
+import { leaderOf, type ClusterView, type Designation, type NodeState, confirmedByDatabase } from "../view/cluster-view.js";
+import { leaseFinding, leaseFindings, type LeaseFinding } from "../detect/lease.js";
 import type { DatabaseTruthPoller } from "./db-truth.js";
 import type { EpochFloor } from "./epoch-floor.js";
 import { leaderChange, type LeaderEventLog } from "../../core/leader-event-log.js";
 import type { NodeSessions } from "./node-sessions.js";
+import type { Requester } from "./operation-context.js";
 
 export interface EngineDeps {
   readonly policy: CoordinatorPolicy;
@@ -22,6 +24,23 @@ export interface EngineDeps {
   readonly events: LeaderEventLog;
   readonly clock: Clock;
   readonly log: Logger;
+  /** Keeps the epoch floor in the lock database (loaded before the engine starts). */
+  readonly floor: EpochFloor;
+  /** Runs an automatic split-brain recovery through this engine; without it, none runs. */
+  readonly recover?: AutoRecover;
+  /** The engine stops deciding when this aborts. */
+  readonly signal?: AbortSignal;
+}
+
+export interface EngineCounters {
+  readonly splitBrainDetections: number;
+  readonly failovers: { readonly planned: number; readonly automatic: number; readonly recovery: number };
+  readonly intruders: { readonly detected: number; readonly terminated: number };
+}
+
+/** Who changed the coordinator's state, for the audit event the change writes. */
+export interface Actor extends Requester {
+  readonly request_id?: string;
 }
 
 export interface FindingState {
@@ -30,24 +49,27 @@ export interface FindingState {
   readonly detectedAt: Date | undefined;
 }
 
-/** Runs an automatic split-brain recovery; set by the coordinator once recovery exists. */
-export type AutoRecover = (target: string, reason: string) => Promise<void>;
+/** Runs an automatic split-brain recovery of `target` as an operation of `engine`. */
+export type AutoRecover = (engine: Engine, target: string, reason: string) => Promise<void>;
 
 /**
  * The live loop: builds the view, runs detection on every report and
  * database read, publishes leader and split-brain changes, and applies the
  * pure decisions. It acts thinly: each decision becomes one command, one SQL
  * statement or one audit event.
+ *
+ * Its state changes only through the named transitions below (setMaintenance,
+ * setReconcileHold, failoverCompleted, releaseDesignation, …), each of which
+ * writes its audit event; nothing outside assigns it.
  */
 export class Engine {
-  maintenance = false;
-  reconcileHold = false;
+  private maintenance = false;
+  private reconcileHold = false;
   /** The highest epoch confirmed in the lock database; only database reads raise it, never reports. */
-  epochFloor = 0;
-  /** Keeps the floor in the lock database; set by the coordinator at start. */
-  floor: EpochFloor | undefined;
-  autoRecover: AutoRecover | undefined;
-  readonly counters = { splitBrainDetections: 0, failovers: { planned: 0, automatic: 0, recovery: 0 }, intruders: { detected: 0, terminated: 0 } };
+  private epochFloor = 0;
+  private readonly count = { splitBrainDetections: 0, failovers: { planned: 0, automatic: 0, recovery: 0 }, intruders: { detected: 0, terminated: 0 } };
+  /** The lease each node was last warned about (detect/lease.ts), so a finding is logged once. */
+  private readonly leaseWarned = new Map<string, number>();
 
   private operation: string | undefined;
   private operations: Promise<unknown> = Promise.resolve();
@@ -67,8 +89,69 @@ export class Engine {
   private readonly intrudersEnded = new Set<number>();
 
   constructor(private readonly deps: EngineDeps) {
-    deps.sessions.configure({ limits: deps.policy, audit: (input) => this.auditLater(input), confirmedEpoch: () => this.confirmedEpoch() });
+    this.epochFloor = deps.floor.value;
     this.findingState = { finding: detectSplitBrain(this.view(), deps.policy, deps.clock.monotonicMs()), detectedAt: undefined };
+    deps.signal?.addEventListener("abort", () => (this.stopped = true), { once: true });
+    if (deps.signal?.aborted) this.stopped = true;
+    deps.sessions.attach({
+      report: (nodeId, material) => this.onReport(nodeId, material),
+      connection: (nodeId, connected) => this.onConnection(nodeId, connected),
+      audit: (input) => this.auditLater(input),
+      confirmedEpoch: () => this.confirmedEpoch(),
+    });
+    deps.truth.onRead(() => this.evaluate());
+  }
+
+  /** Counts for /metrics: a copy, never the engine's own. */
+  get counters(): EngineCounters {
+    const c = this.count;
+    return { splitBrainDetections: c.splitBrainDetections, failovers: { ...c.failovers }, intruders: { ...c.intruders } };
+  }
+
+  /** Nodes whose --lease is not below --failure-timeout (detect/lease.ts). */
+  leaseFindings(): LeaseFinding[] {
+    return leaseFindings(this.deps.sessions.nodes(), this.deps.policy);
+  }
+
+  /**
+   * Maintenance mode on or off, audited (ha.maintenance.paused/resumed).
+   * Refused before anything changes when the audit log cannot be written.
+   */
+  async setMaintenance(paused: boolean, who: Actor): Promise<{ paused: boolean; message: string; notAudited: string | undefined }> {
+    await this.deps.audit.ready();
+    const was = this.maintenance;
+    this.maintenance = paused;
+    const message = paused
+      ? was ? "maintenance mode already on: automatic actions stay paused" : "maintenance mode on: automatic actions paused; findings are still reported"
+      : was ? "maintenance mode off: automatic actions resumed" : "maintenance mode already off";
+    const notAudited = await recordAfterActing(this.deps.audit, this.deps.log, {
+      ...who,
+      type: paused ? AuditType.MaintenancePaused : AuditType.MaintenanceResumed,
+      message,
+      evidence: { was_paused: was },
+    });
+    this.evaluate();
+    return { paused: this.maintenance, message, notAudited };
+  }
+
+  /**
+   * manual-reconcile's hold: while on, nobody campaigns until a failover names
+   * a node, and every node that connects is ordered to hold. Audited when it
+   * changes. Returns whether it was on.
+   */
+  setReconcileHold(on: boolean, who: Actor, why: string): boolean {
+    const was = this.reconcileHold;
+    this.reconcileHold = on;
+    if (was !== on) {
+      this.deps.log.info({ reconcile_hold: on }, `manual-reconcile hold ${on ? "on" : "off"}: ${why}`);
+      this.auditLater({ ...who, type: on ? AuditType.ReconcileHoldSet : AuditType.ReconcileHoldCleared, message: `manual-reconcile hold ${on ? "on" : "off"}: ${why}` });
+    }
+    return was;
+  }
+
+  /** An admin operation put a leader in place: counted for /metrics (its own audit event says how). */
+  failoverCompleted(kind: "planned" | "recovery"): void {
+    this.count.failovers[kind]++;
   }
 
   view(): ClusterView {
@@ -111,7 +194,8 @@ export class Engine {
     if (this.stopped) return;
     const now = this.deps.clock.monotonicMs();
     this.deps.sessions.expire(now);
-    this.epochFloor = this.floor ? this.floor.observe(this.deps.truth.latest()) : Math.max(this.epochFloor, highestEpochKnown(this.view()));
+    // Not a max with the old value: a different server (not a promoted standby) starts from its own floor.
+    this.epochFloor = this.deps.floor.observe(this.deps.truth.latest());
     const view = this.view();
     this.trackFinding(detectSplitBrain(view, this.deps.policy, now), view);
     this.trackIntruders(detectIntruders(view, this.deps.policy, now));
@@ -120,8 +204,9 @@ export class Engine {
   }
 
   /** Called for every applied report. */
-  onReport(nodeId: string, material: boolean): void {
+  private onReport(nodeId: string, material: boolean): void {
     const node = this.deps.sessions.node(nodeId);
+    if (material && node) this.checkLease(node);
     if (this.reconcileHold && node && !node.report.held && !node.report.sessionLockHeld && !this.holdSent.has(nodeId)) {
       this.holdSent.add(nodeId);
       this.command(nodeId, { kind: "hold" }, "manual-reconcile in effect: do not campaign until a failover names a node");
@@ -133,7 +218,7 @@ export class Engine {
     }
   }
 
-  onConnection(nodeId: string, connected: boolean): void {
+  private onConnection(nodeId: string, connected: boolean): void {
     if (!connected) {
       this.holdSent.delete(nodeId);
       if (this.designation?.nodeId === nodeId && this.designation.active) this.endDesignation(nodeId);
@@ -166,12 +251,21 @@ export class Engine {
       .catch((err: unknown) => this.deps.log.warn({ node_id: d.nodeId, err: describeError(err) }, "release of designated successor failed"));
   }
 
-  noteAutomaticFailover(): void {
+  private noteAutomaticFailover(): void {
     this.lastAutomaticFailoverMs = this.deps.clock.monotonicMs();
   }
 
-  stop(): void {
-    this.stopped = true;
+  /** Logs and audits, once per node and lease value, a lease the failure timeout does not cover. */
+  private checkLease(node: NodeState): void {
+    const f = leaseFinding(node, this.deps.policy);
+    if (!f) {
+      this.leaseWarned.delete(node.nodeId);
+      return;
+    }
+    if (this.leaseWarned.get(node.nodeId) === f.leaseMs) return;
+    this.leaseWarned.set(node.nodeId, f.leaseMs);
+    this.deps.log.warn({ node_id: f.nodeId, lease_ms: f.leaseMs, failure_timeout_ms: f.failureTimeoutMs }, f.detail);
+    this.auditLater({ type: AuditType.NodeLeaseTooLong, node_id: f.nodeId, message: f.detail, evidence: { lease_ms: f.leaseMs, failure_timeout_ms: f.failureTimeoutMs } });
   }
 
   private trackFinding(finding: SplitBrainFinding, view: ClusterView): void {
@@ -183,7 +277,7 @@ export class Engine {
       const first = !prev.finding.detected;
       const detectedAt = first ? this.deps.clock.now() : prev.detectedAt;
       this.findingState = { finding, detectedAt };
-      if (first) this.counters.splitBrainDetections++;
+      if (first) this.count.splitBrainDetections++;
       const detail = finding.criteria.filter((c) => c.detected).map((c) => `${c.name}: ${c.detail}`).join("; ");
       this.deps.log.warn({ criteria: names(finding), claimants: finding.claimants }, `split-brain detected: ${detail}`);
       if (first) this.deps.events.publish("split_brain_detected", this.deps.events.leader, `split-brain detected: ${detail}`);
@@ -216,7 +310,7 @@ export class Engine {
       if (this.intrudersSeen.has(key)) continue;
       this.intrudersSeen.add(key);
       if (this.intrudersSeen.size > 1000) this.intrudersSeen.delete(this.intrudersSeen.values().next().value!);
-      this.counters.intruders.detected++;
+      this.count.intruders.detected++;
       this.deps.log.warn({ pid: i.pid, application_name: i.applicationName, client_addr: i.clientAddr }, `intruder holds the leader lock: ${i.detail}`);
       this.auditLater({
         type: AuditType.IntruderDetected,
@@ -282,7 +376,7 @@ export class Engine {
       case "campaign": {
         this.pendingCampaign = { nodeId: d.nodeId, sentAtMs: now };
         this.lastAutomaticFailoverMs = now;
-        this.counters.failovers.automatic++;
+        this.count.failovers.automatic++;
         // The order is audited now; the epoch it produced, once acked, so the
         // history shows this action against the term it opened.
         this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, message: `ordered ${d.nodeId} to campaign`, reason: d.reason, evidence: { cause: d.cause, epoch_floor: d.epochFloor } });
@@ -311,7 +405,7 @@ export class Engine {
         // A decision made on a read from before the termination asks again: nothing to record.
         if (!ended && this.intrudersEnded.has(d.pid)) return;
         if (ended) {
-          this.counters.intruders.terminated++;
+          this.count.intruders.terminated++;
           this.intrudersEnded.add(d.pid);
           if (this.intrudersEnded.size > 1000) this.intrudersEnded.delete(this.intrudersEnded.values().next().value!);
         }
@@ -342,7 +436,7 @@ export class Engine {
           .then(
             (o) => {
               if (o.result === "done") {
-                this.counters.failovers.automatic++;
+                this.count.failovers.automatic++;
                 this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, epoch: o.epoch, message: `designated successor ${d.nodeId} acquired epoch ${o.epoch}`, reason: d.reason });
               }
               this.deps.log.info({ node_id: d.nodeId, result: o.result, epoch: o.epoch }, `designated successor's wait ended: ${o.result}${o.message ? ` (${o.message})` : ""}`);
@@ -359,8 +453,8 @@ export class Engine {
         await this.releaseDesignation(d.reason);
         return;
       case "recover_split_brain":
-        if (this.autoRecover && !this.operation) {
-          void this.autoRecover(d.nodeId, d.reason).catch((err: unknown) => this.deps.log.error({ err: describeError(err) }, "automatic split-brain recovery failed"));
+        if (this.deps.recover && !this.operation) {
+          void this.deps.recover(this, d.nodeId, d.reason).catch((err: unknown) => this.deps.log.error({ err: describeError(err) }, "automatic split-brain recovery failed"));
         }
         return;
       default:

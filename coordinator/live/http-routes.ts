@@ -1,16 +1,18 @@
 import { unknownReplication } from "../../core/model.js";
-import { replicationJson } from "../../rpc/health-json.js";
+import { leaderFields, replicationJson } from "../../rpc/health-json.js";
 import { HttpRouter } from "../../rpc/http-router.js";
 import { nodeById } from "../view/cluster-view.js";
 import type { Engine } from "./engine.js";
-import { renderMetrics, type MetricsSnapshot } from "./metrics.js";
+import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
+import { coordinatorMetrics, type MetricsSnapshot } from "./metrics.js";
 
 /**
  * The runbooks' curl paths, answered for the whole cluster: the leader's
  * health and replication as the coordinator sees them, plus liveness,
  * readiness and Prometheus metrics.
  */
-export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot, listener: () => string = () => ""): HttpRouter {
+export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot, listener?: () => Registry): HttpRouter {
+  const registries = [coordinatorMetrics(metrics), ...(listener ? [listener()] : [])];
   const leaderNode = () => {
     const leader = engine.leader();
     return { leader, node: leader.holderId ? nodeById(engine.view(), leader.holderId) : undefined };
@@ -18,14 +20,11 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
   return new HttpRouter()
     .get("/v1/health/leader", () => {
       const { leader, node } = leaderNode();
+      // With a leader the coordinator read in pg_locks but no report (yet), the lock is held all the same.
+      const lockHeld = leader.holderId !== "" && (node?.report.sessionLockHeld ?? true);
       return {
         json: {
-          holder_id: leader.holderId,
-          current_epoch: leader.epoch,
-          session_lock_held: leader.holderId !== "" && (node?.report.sessionLockHeld ?? true),
-          write_ready: leader.writeReady,
-          acquired_at: leader.acquiredAt?.toISOString() ?? null,
-          heartbeat_at: leader.heartbeatAt?.toISOString() ?? null,
+          ...leaderFields(leader, lockHeld, leader.writeReady),
           answered_by: "coordinator",
           // While the lock database is unreachable this is the last reading.
           database_reachable: engine.view().db?.reachable === true,
@@ -60,5 +59,5 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
       const ready = db?.reachable === true;
       return { status: ready ? 200 : 503, json: { ready, database: ready ? "reachable" : db?.error || "not read yet" } };
     })
-    .get("/metrics", () => ({ text: renderMetrics(metrics()) + listener(), contentType: "text/plain; version=0.0.4; charset=utf-8" }));
+    .get("/metrics", async () => ({ text: await metricsText(...registries), contentType: METRICS_CONTENT_TYPE }));
 }

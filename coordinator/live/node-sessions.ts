@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Clock } from "../../core/clock.js";
 import { ErrorCode, HaError, describeError, invalidArgument, unavailable } from "../../core/errors.js";
+import { lockDatabaseLabel } from "../../core/lock-database.js";
 import type { Logger } from "../../core/log.js";
 import { NODE_ID_HEADER } from "../../core/metadata.js";
 import type { CommandAction, CommandOutcome, NodeReport } from "../../core/model.js";
@@ -35,10 +36,10 @@ export type SessionLimits = Pick<CoordinatorPolicy, "reportStaleAfterMs" | "node
 
 export interface SessionOptions {
   readonly limits?: SessionLimits;
-  /** Writes an audit event; failures are the callee's to log. */
-  readonly audit?: (input: AuditInput) => void;
-  /** The highest epoch the lock database confirmed: a report may not claim one far above it. */
-  readonly confirmedEpoch?: () => number;
+  /** Where reports, connections and audit events go; or attach() them later, once. */
+  readonly events?: SessionEvents;
+  /** Ends every stream and fails every pending command when it aborts. */
+  readonly signal?: AbortSignal;
 }
 
 interface Pending {
@@ -47,15 +48,23 @@ interface Pending {
   readonly kind: CommandAction["kind"];
   readonly resolve: (o: CommandOutcome) => void;
   readonly reject: (e: unknown) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Aborted once the command is answered or abandoned: cancels its timeout. */
+  readonly settled: AbortController;
 }
 
+/** What the sessions tell their owner (the engine). */
 export interface SessionEvents {
   /** A report was applied; `material` when it changed a claim, role, epoch or health. */
   report(nodeId: string, material: boolean): void;
   /** A node's stream opened or closed. */
   connection(nodeId: string, connected: boolean): void;
+  /** Writes an audit event; failures are the callee's to log. */
+  audit?(input: AuditInput): void;
+  /** The highest epoch the lock database confirmed: a report may not claim one far above it. */
+  confirmedEpoch?(): number;
 }
+
+const detached: SessionEvents = { report: () => undefined, connection: () => undefined };
 
 /**
  * The agents' streams: one per node, each node's last report and liveness,
@@ -69,27 +78,35 @@ export class NodeSessions {
   private readonly pending = new Map<string, Pending>();
   private nextStreamId = 1;
   private stopped = false;
-  private limits: SessionLimits;
-  private audit: (input: AuditInput) => void;
-  private confirmedEpoch: (() => number) | undefined;
+  private readonly limits: SessionLimits;
+  private events: SessionEvents;
+  private attached: boolean;
 
   constructor(
     private readonly clusterId: string,
     private readonly clock: Clock,
     private readonly log: Logger,
-    private readonly events: SessionEvents,
     options: SessionOptions = {},
   ) {
     this.limits = options.limits ?? defaultPolicy;
-    this.audit = options.audit ?? (() => undefined);
-    this.confirmedEpoch = options.confirmedEpoch;
+    this.events = options.events ?? detached;
+    this.attached = options.events !== undefined;
+    options.signal?.addEventListener("abort", () => this.stop(), { once: true });
   }
 
-  /** Sets the limits and the audit sink after construction (the engine owns both). */
-  configure(options: SessionOptions): void {
-    if (options.limits) this.limits = options.limits;
-    if (options.audit) this.audit = options.audit;
-    if (options.confirmedEpoch) this.confirmedEpoch = options.confirmedEpoch;
+  /**
+   * Connects the sessions to their owner, once, before any stream is served:
+   * the engine attaches itself when it is built, so neither needs the other
+   * to exist first.
+   */
+  attach(events: SessionEvents): void {
+    if (this.attached) throw new Error("node sessions already have an owner");
+    this.events = events;
+    this.attached = true;
+  }
+
+  private audit(input: AuditInput): void {
+    this.events.audit?.(input);
   }
 
   nodes(): NodeState[] {
@@ -234,11 +251,15 @@ export class NodeSessions {
     const epoch = options.epoch ?? (report ? report.observedLeader.epoch || report.epoch : 0);
     const commandId = randomUUID();
     return new Promise<CommandOutcome>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(commandId);
-        reject(new HaError(ErrorCode.DeadlineExceeded, `${nodeId} did not answer ${action.kind} within ${options.timeoutMs}ms`));
-      }, options.timeoutMs);
-      this.pending.set(commandId, { nodeId, streamId: session.streamId, kind: action.kind, resolve, reject, timer });
+      const settled = new AbortController();
+      this.clock.sleep(options.timeoutMs, settled.signal).then(
+        () => {
+          if (!this.pending.delete(commandId)) return;
+          reject(new HaError(ErrorCode.DeadlineExceeded, `${nodeId} did not answer ${action.kind} within ${options.timeoutMs}ms`));
+        },
+        () => undefined, // answered or abandoned first
+      );
+      this.pending.set(commandId, { nodeId, streamId: session.streamId, kind: action.kind, resolve, reject, settled });
       this.log.info({ node_id: nodeId, command_id: commandId, action: action.kind, epoch, reason }, "command sent");
       session.outbox.push({ message: { case: "command", value: commandToWire({ commandId, epoch, action, reason }) } });
     });
@@ -273,7 +294,7 @@ export class NodeSessions {
   }
 
   private applyReport(session: Session, wire: NonNullable<Extract<ConnectRequest["message"], { case: "report" }>["value"]>): void {
-    validateReport(session.nodeId, wire, this.clusterId, this.confirmedEpoch?.());
+    validateReport(session.nodeId, wire, this.clusterId, this.events.confirmedEpoch?.());
     const seq = Number(wire.sequence);
     if (seq !== 0 && seq <= session.lastSequence) {
       this.log.debug({ node_id: session.nodeId, sequence: seq, last: session.lastSequence }, "report out of order: dropped");
@@ -306,7 +327,7 @@ export class NodeSessions {
       return;
     }
     this.pending.delete(outcome.commandId);
-    clearTimeout(p.timer);
+    p.settled.abort();
     this.log.info({ node_id: session.nodeId, command_id: outcome.commandId, action: p.kind, result: outcome.result, epoch: outcome.epoch, message: outcome.message }, "command acked");
     p.resolve(outcome);
   }
@@ -320,7 +341,7 @@ export class NodeSessions {
     for (const [id, p] of this.pending) {
       if (p.nodeId !== session.nodeId) continue;
       this.pending.delete(id);
-      clearTimeout(p.timer);
+      p.settled.abort();
       p.reject(unavailable(`${session.nodeId} disconnected before answering ${p.kind}`));
     }
     this.log.info({ node_id: session.nodeId }, "agent disconnected");
@@ -334,7 +355,8 @@ function materialChange(a: NodeReport, b: NodeReport): boolean {
     a.sessionLockHeld !== b.sessionLockHeld ||
     a.writeReady !== b.writeReady ||
     a.epoch !== b.epoch ||
-    a.lockDatabaseId !== b.lockDatabaseId ||
+    lockDatabaseLabel(a.lockDatabase) !== lockDatabaseLabel(b.lockDatabase) ||
+    a.leaseMs !== b.leaseMs ||
     a.lockDatabaseWritable !== b.lockDatabaseWritable ||
     a.databaseError !== b.databaseError ||
     a.nofailover !== b.nofailover ||

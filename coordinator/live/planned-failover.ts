@@ -5,8 +5,8 @@ import { formatDurationMs } from "../../core/duration.js";
 import type { CommandOutcome, LeaderView } from "../../core/model.js";
 import { AuditType } from "../audit/audit-event.js";
 import { recordAfterActing } from "../audit/audit-log.js";
-import { chooseSuccessor } from "../decide/successor.js";
-import { highestEpochKnown, isFresh, leaderOf, nodeById } from "../view/cluster-view.js";
+import { candidateOf, chooseSuccessor, ineligibility, replicationLagStatus, type Ineligibility } from "../decide/successor.js";
+import { highestEpochKnown, leaderOf, nodeById } from "../view/cluster-view.js";
 import { knownNode, type OperationContext, type Requester } from "./operation-context.js";
 
 export interface FailoverRequest extends Requester {
@@ -55,7 +55,7 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
   const leaderNode = leader.holderId ? nodeById(view, leader.holderId) : undefined;
   if (leader.holderId) {
     const repl = leaderNode?.report.replication;
-    if (repl?.lagStatus === "critical" && !req.force) {
+    if (repl && leaderNode && replicationLagStatus(leaderNode.report, policy) === "critical" && !req.force) {
       throw failedPrecondition(
         `replication lag critical; max replay lag ${formatDurationMs(repl.maxReplayLagSeconds * 1000)} exceeds ${policy.lagCriticalSeconds}s on ${leader.holderId}; wait for replication to catch up or retry with --force`,
       );
@@ -66,20 +66,20 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
   }
 
   let successor: string;
+  // An operator may name a held node (after manual-reconcile); otherwise the rule is the automatic choice's.
+  const rule = { allowHeld: true, lockDatabase: leaderNode?.report.lockDatabase };
   if (target) {
-    const r = target.report;
-    if (!isFresh(target, policy, now)) throw failedPrecondition(`${target.nodeId} is not connected to the coordinator; it cannot campaign`);
-    if (r.nofailover) throw failedPrecondition(`${target.nodeId} has nofailover set; it is never a successor`);
-    if (r.databaseError !== "") throw failedPrecondition(`${target.nodeId} cannot reach the lock database (${r.databaseError})`);
-    if (r.localDatabase?.lagStatus === "critical" && !req.force) throw failedPrecondition(`replication lag critical on ${target.nodeId} (replay lag ${r.localDatabase.replayLagSeconds}s); retry with --force`);
+    const why = ineligibility(target, view, policy, now, rule);
+    if (why) throw failedPrecondition(targetRefusal(target.nodeId, why));
+    const c = candidateOf(target, policy);
+    if (c.lagStatus === "critical" && !req.force) throw failedPrecondition(`replication lag critical on ${target.nodeId} (replay lag ${c.lagSeconds}s); retry with --force`);
     successor = target.nodeId;
   } else {
     const choice = chooseSuccessor(view, policy, now, {
+      ...rule,
       exclude: leader.holderId ? [leader.holderId] : [],
-      allowHeld: true,
       allowCriticalLag: req.force,
       leaderId: leader.holderId || undefined,
-      lockDatabaseId: leaderNode?.report.lockDatabaseId || undefined,
     });
     if (choice.nodeId === undefined) throw failedPrecondition(choice.reason);
     successor = choice.nodeId;
@@ -142,9 +142,9 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
     throw new HaError(ErrorCode.DeadlineExceeded, message);
   }
 
-  ctx.engine.counters.failovers.planned++;
-  const released = ctx.engine.reconcileHold ? releaseHeld(ctx, confirmed.holderId, confirmed.epoch) : [];
-  ctx.engine.reconcileHold = false;
+  ctx.engine.failoverCompleted("planned");
+  const wasHeld = ctx.engine.setReconcileHold(false, audit, `planned failover made ${confirmed.holderId} leader with epoch ${confirmed.epoch}`);
+  const released = wasHeld ? releaseHeld(ctx, confirmed.holderId, confirmed.epoch) : [];
   const message = !leader.holderId
     ? `no leader held write authority; ${confirmed.holderId} acquired epoch ${confirmed.epoch}`
     : confirmed.holderId === successor
@@ -202,6 +202,19 @@ function releaseHeld(ctx: OperationContext, leaderId: string, epoch: number): st
   // The guard epoch is the new term's: the nodes' last reports may predate it.
   for (const n of held) ctx.engine.command(n.nodeId, { kind: "release" }, "manual-reconcile ended by a failover", epoch);
   return held.map((n) => n.nodeId);
+}
+
+/** Why an operator's --target cannot take over, in the words the runbooks use. */
+function targetRefusal(nodeId: string, why: Ineligibility): string {
+  switch (why.code) {
+    case "nofailover":
+      return `${nodeId} has nofailover set; it is never a successor`;
+    case "disconnected":
+    case "silent":
+      return `${nodeId} is not connected to the coordinator; it cannot campaign`;
+    default:
+      return `${nodeId} ${why.detail}; it cannot be the target`;
+  }
 }
 
 type Settled = CommandOutcome | { error: unknown };

@@ -6,7 +6,6 @@ import { readEpochs } from "../../db/leadership.js";
 import { date, leaderToWire, ts } from "../../rpc/wire.js";
 import { registration, type CallContext, type ServiceRegistration } from "../../rpc/service-adapter.js";
 import { AuditType, type AuditEvent } from "../audit/audit-event.js";
-import { recordAfterActing } from "../audit/audit-log.js";
 import type { LeaderEventLog } from "../../core/leader-event-log.js";
 import { leaderServiceFor } from "../../rpc/leader-service.js";
 import { checkCluster, requireRequester, type OperationContext } from "./operation-context.js";
@@ -130,22 +129,9 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
     setMaintenance: async (req, call) => {
       checkCluster(req.clusterId, policy);
       const who = requireRequester(req.operator, req.reason, callerOf(call));
-      // Refused before anything changes when it could not be audited.
-      await audit.ready();
       const changedAt = clock.now();
-      const was = engine.maintenance;
-      engine.maintenance = req.paused;
-      const message = req.paused
-        ? was ? "maintenance mode already on: automatic actions stay paused" : "maintenance mode on: automatic actions paused; findings are still reported"
-        : was ? "maintenance mode off: automatic actions resumed" : "maintenance mode already off";
-      const notAudited = await recordAfterActing(audit, ctx.log, {
-        ...who,
-        type: req.paused ? AuditType.MaintenancePaused : AuditType.MaintenanceResumed,
-        message,
-        evidence: { was_paused: was },
-      });
-      engine.evaluate();
-      return { paused: engine.maintenance, message: notAudited ? `${message}; WARNING: ${notAudited}` : message, changedAt: ts(changedAt) };
+      const { paused, message, notAudited } = await engine.setMaintenance(req.paused, who);
+      return { paused, message: notAudited ? `${message}; WARNING: ${notAudited}` : message, changedAt: ts(changedAt) };
     },
     getHistory: async (req) => {
       checkCluster(req.clusterId, policy);

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { waitFor } from "../../core/clock.js";
 import { ErrorCode, HaError, describeError, failedPrecondition } from "../../core/errors.js";
-import { closeEpoch } from "../../db/leadership.js";
+import { lockDatabaseLabel, sameLockDatabase } from "../../core/lock-database.js";
 import { AuditType } from "../audit/audit-event.js";
 import { recoveryTarget } from "../decide/decide.js";
 import type { AuditInput } from "../audit/audit-log.js";
@@ -78,9 +78,9 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     const result = await confirmTarget();
     // Stale leaders on the target's own database are plain followers now;
     // those on another server stay held, or they would lead there again.
-    const targetDb = sessions.node(target)?.report.lockDatabaseId;
+    const targetDb = sessions.node(target)?.report.lockDatabase;
     for (const n of stale) {
-      if (targetDb && n.report.lockDatabaseId === targetDb) ctx.engine.command(n.nodeId, { kind: "release" }, "promote-leader finished", result.epoch);
+      if (sameLockDatabase(n.report.lockDatabase, targetDb) === true) ctx.engine.command(n.nodeId, { kind: "release" }, "promote-leader finished", result.epoch);
     }
     return result;
   } finally {
@@ -95,7 +95,7 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     // Stale records in the coordinator's database.
     const db = await truth.refresh();
     const targetNode = sessions.node(target)!;
-    const targetHere = onDatabase(targetNode.report.lockDatabaseId, db.identity) !== false;
+    const targetHere = onDatabase(targetNode.report.lockDatabase, db.identity) !== false;
     const keepEpoch = targetHere && targetNode.report.sessionLockHeld ? targetNode.report.epoch : -1;
     const cleared: string[] = [];
     if (db.reachable) {
@@ -108,12 +108,12 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
       }
       for (const e of db.unclosedEpochs) {
         if (e.holderId === target && e.epoch === keepEpoch) continue;
-        await closeEpoch(ctx.pool, ctx.schema, policy.clusterId, e.holderId, e.epoch, "superseded");
+        await truth.supersedeEpoch(e.holderId, e.epoch);
         cleared.push(`closed epoch ${e.epoch} of ${e.holderId}`);
       }
       const holder = db.leadership.holderId;
       if (holder && holder !== target) {
-        if (await clearHolder(ctx, holder)) cleared.push(`cleared leadership_state.holder_id = ${holder}`);
+        if (await truth.clearStaleHolder(holder)) cleared.push(`cleared leadership_state.holder_id = ${holder}`);
       }
     }
 
@@ -154,8 +154,8 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     });
     const epoch = sessions.node(target)!.report.epoch;
     const writeReady = sessions.node(target)!.report.writeReady;
-    ctx.engine.counters.failovers.recovery++;
-    ctx.engine.reconcileHold = false;
+    ctx.engine.failoverCompleted("recovery");
+    ctx.engine.setReconcileHold(false, audit, `promote-leader confirmed ${target} as leader for epoch ${epoch}`);
     const head = resigned.length > 0 ? `stale leader${resigned.length > 1 ? "s" : ""} resigned` : cleared.length > 0 ? "stale records cleared" : "no stale leader found";
     const done = `${head}; ${target} confirmed as leader for epoch ${epoch}${writeReady ? "" : " (not Write-Ready yet)"}`;
     const recoveredAt = clock.now();
@@ -193,7 +193,7 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
   // Hold the others before any claimant resigns, so none of them takes the
   // lock the claimants give up.
   await holdAll(ctx, others, "manual-reconcile: hold");
-  ctx.engine.reconcileHold = true;
+  ctx.engine.setReconcileHold(true, { operator: req.operator, reason: req.reason, caller: req.caller, request_id: requestId }, "manual-reconcile: nobody campaigns until a failover names a node");
   const resigned = await resignAll(ctx, claimants, req.force, "manual-reconcile: resign and hold");
   const db = await truth.refresh();
   const cleared: string[] = [];
@@ -202,11 +202,11 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
     const after = req.force ? await truth.refresh() : db;
     if (after.lockHolders.length === 0) {
       for (const e of after.unclosedEpochs) {
-        await closeEpoch(ctx.pool, ctx.schema, policy.clusterId, e.holderId, e.epoch, "superseded");
+        await truth.supersedeEpoch(e.holderId, e.epoch);
         cleared.push(`closed epoch ${e.epoch} of ${e.holderId}`);
       }
       if (after.leadership.holderId) {
-        if (await clearHolder(ctx, after.leadership.holderId)) cleared.push(`cleared leadership_state.holder_id = ${after.leadership.holderId}`);
+        if (await truth.clearStaleHolder(after.leadership.holderId)) cleared.push(`cleared leadership_state.holder_id = ${after.leadership.holderId}`);
       }
     }
   }
@@ -247,9 +247,9 @@ function verifyTarget(view: ClusterView, target: string): void {
     }
     return;
   }
-  if (onDatabase(n.report.lockDatabaseId, view.db?.identity) !== true) {
+  if (onDatabase(n.report.lockDatabase, view.db?.identity) !== true) {
     throw failedPrecondition(
-      `cannot make ${target} leader: its lock database ${n.report.lockDatabaseId || "(not reported)"} is not one the coordinator can confirm as its own lock database; nothing was changed`,
+      `cannot make ${target} leader: its lock database ${lockDatabaseLabel(n.report.lockDatabase) || "(not reported)"} is not one the coordinator can confirm as its own lock database; nothing was changed`,
     );
   }
 }
@@ -274,25 +274,13 @@ async function auditAfter(ctx: OperationContext, input: AuditInput): Promise<str
   }
 }
 
-/**
- * Seed 002's force-resign: conditional on the stale holder, so it can never
- * overwrite the record of a leader that took over meanwhile.
- */
-async function clearHolder(ctx: OperationContext, staleHolder: string): Promise<boolean> {
-  const r = await ctx.pool.query(`UPDATE ${ctx.schema.q("leadership_state")} SET holder_id = NULL WHERE cluster_id = $1 AND holder_id = $2`, [
-    ctx.policy.clusterId,
-    staleHolder,
-  ]);
-  return (r.rowCount ?? 0) > 0;
-}
-
 /** Orders each node to hold; any refusal or silence fails the operation, changing nothing further. */
 async function holdAll(ctx: OperationContext, nodes: readonly NodeState[], reason: string): Promise<void> {
   // The epoch guard compares with leadership_state as the node reads it: for
   // a node on the coordinator's database that is the epoch just read there,
   // which is newer than what its last report may say right after a change.
   const db = ctx.truth.latest();
-  const epochOf = (n: NodeState) => (db?.reachable && onDatabase(n.report.lockDatabaseId, db.identity) === true ? db.leadership.epoch : undefined);
+  const epochOf = (n: NodeState) => (db?.reachable && onDatabase(n.report.lockDatabase, db.identity) === true ? db.leadership.epoch : undefined);
   const failures = await Promise.all(
     nodes.map((n) =>
       ctx.sessions.send(n.nodeId, { kind: "hold" }, reason, { timeoutMs: ctx.policy.commandTimeoutMs, epoch: epochOf(n) }).then(

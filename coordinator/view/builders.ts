@@ -1,3 +1,4 @@
+import { lockDatabaseLabel } from "../../core/lock-database.js";
 import { noLeader, unknownReplication, type LocalDatabaseView, type NodeReport, type ReplicationView } from "../../core/model.js";
 import type { ClusterView, DatabaseTruth, NodeState } from "./cluster-view.js";
 
@@ -7,8 +8,14 @@ import type { ClusterView, DatabaseTruth, NodeState } from "./cluster-view.js";
  * view is judged at; timestamps default to "just now".
  */
 export const DB_ID = { systemIdentifier: "7301000000000000001", timeline: 1, inRecovery: false } as const;
-/** The agent spells it "<system identifier>/tl<timeline>". */
-export const DB_LOCK_ID = `${DB_ID.systemIdentifier}/tl${DB_ID.timeline}`;
+/** The display text an agent sends beside the typed identity. */
+export const DB_LOCK_ID = lockDatabaseLabel(DB_ID);
+
+/** Report fields saying the node's lock is on server `systemIdentifier`, timeline `timeline`. */
+export function onLockDatabase(systemIdentifier: string, timeline: number): Pick<NodeReport, "lockDatabase" | "lockDatabaseId"> {
+  const lockDatabase = { systemIdentifier, timeline };
+  return { lockDatabase, lockDatabaseId: lockDatabaseLabel(lockDatabase) };
+}
 
 export function replication(overrides: Partial<ReplicationView> = {}): ReplicationView {
   return { ...unknownReplication, lagStatus: "ok", replicaCount: 1, syncReplicaCount: 0, ...overrides };
@@ -50,7 +57,9 @@ export function report(nodeId: string, overrides: Partial<NodeReport> = {}): Nod
     replication: unknownReplication,
     localDatabase: undefined,
     lockDatabaseId: DB_LOCK_ID,
+    lockDatabase: { systemIdentifier: DB_ID.systemIdentifier, timeline: DB_ID.timeline },
     lockDatabaseWritable: true,
+    leaseMs: 3_000,
     endpoint: `http://${nodeId}:8888`,
     databaseError: "",
     version: "test",

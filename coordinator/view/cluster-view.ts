@@ -1,3 +1,4 @@
+import { lockDatabaseLabel, sameLockDatabase, type LockDatabaseIdentity } from "../../core/lock-database.js";
 import type { LeaderView, NodeReport } from "../../core/model.js";
 import type { DatabaseIdentity, EpochRow, LeadershipRow, LockHolderRow } from "../../db/leadership.js";
 
@@ -107,15 +108,12 @@ export function confirmedByDatabase(db: DatabaseTruth | undefined): number {
 }
 
 /**
- * Whether a node's lock_database_id names the server the coordinator reads.
- * The agent's id carries the system identifier and the timeline; we compare
- * those numbers rather than one spelling of them. Undefined when unknown.
+ * Whether the lock database a node reports (system identifier and timeline,
+ * typed fields of its report) is the server the coordinator reads.
+ * Undefined when either is unknown.
  */
-export function onDatabase(lockDatabaseId: string, identity: DatabaseIdentity | undefined): boolean | undefined {
-  if (!identity || lockDatabaseId === "") return undefined;
-  const tokens = new Set(lockDatabaseId.match(/\d+/g) ?? []);
-  if (tokens.size === 0) return undefined;
-  return tokens.has(identity.systemIdentifier) && tokens.has(String(identity.timeline));
+export function onDatabase(lockDatabase: LockDatabaseIdentity | undefined, identity: DatabaseIdentity | undefined): boolean | undefined {
+  return sameLockDatabase(lockDatabase, identity);
 }
 
 /**
@@ -138,7 +136,7 @@ export interface HolderOwner {
 
 export function holderOwner(view: ClusterView, holder: LockHolderRow, timing: ViewTiming, nowMs: number): HolderOwner {
   const identity = view.db?.identity;
-  const byPid = view.nodes.filter((n) => holder.pid > 0 && n.report.lockBackendPid === holder.pid && onDatabase(n.report.lockDatabaseId, identity) !== false);
+  const byPid = view.nodes.filter((n) => holder.pid > 0 && n.report.lockBackendPid === holder.pid && onDatabase(n.report.lockDatabase, identity) !== false);
   const owner = byPid.find((n) => isFresh(n, timing, nowMs)) ?? byPid[0];
   if (owner) return { kind: "node", nodeId: owner.nodeId };
   const named = nodeById(view, holder.applicationName);
@@ -159,9 +157,9 @@ export function verifyLockClaim(view: ClusterView, node: NodeState): { readonly 
   const db = view.db;
   const r = node.report;
   if (!db?.reachable) return { verified: false, why: `the coordinator cannot read its lock database (${db?.error || "not read yet"})` };
-  const same = onDatabase(r.lockDatabaseId, db.identity);
+  const same = onDatabase(r.lockDatabase, db.identity);
   if (same !== true) {
-    const ours = db.identity ? `${db.identity.systemIdentifier}/tl${db.identity.timeline}` : "unknown";
+    const ours = lockDatabaseLabel(db.identity) || "unknown";
     return { verified: false, why: `${node.nodeId} claims the lock on database ${r.lockDatabaseId || "(not reported)"}, which is not the coordinator's lock database (${ours})` };
   }
   if (r.lockBackendPid <= 0) return { verified: false, why: `${node.nodeId} reports no lock session pid` };
@@ -218,7 +216,7 @@ export function leaderOf(view: ClusterView, timing: ViewTiming, nowMs: number): 
   }
   const claimants = view.nodes
     .filter((n) => isFresh(n, timing, nowMs) && n.report.sessionLockHeld && n.report.epoch > 0)
-    .filter((n) => !db?.reachable || onDatabase(n.report.lockDatabaseId, db.identity) !== true || db.lockHolders.length > 0)
+    .filter((n) => !db?.reachable || onDatabase(n.report.lockDatabase, db.identity) !== true || db.lockHolders.length > 0)
     .sort((a, b) => b.report.epoch - a.report.epoch || a.nodeId.localeCompare(b.nodeId));
   const best = claimants[0];
   if (best) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { makePolicy } from "../../coordinator/config.js";
 import { decide, type Decision } from "../../coordinator/decide/decide.js";
 import {
-  clusterView, dbTruth, followerReport, healthyCluster, leaderReport, localDb, node, replication, report,
+  clusterView, dbTruth, followerReport, healthyCluster, leaderReport, localDb, node, onLockDatabase, replication, report,
 } from "../../coordinator/view/builders.js";
 import type { ClusterView } from "../../coordinator/view/cluster-view.js";
 
@@ -78,7 +78,7 @@ describe("decide: one HA cycle as decisions with a kind and a reason", () => {
 
   it("two nodes claiming write authority on different primaries: no automatic action while the split-brain stands", () => {
     const v = healthyCluster(NOW);
-    const split = { ...v, nodes: [...v.nodes.slice(0, 2), node(leaderReport("cp-node-3", 8, { lockDatabaseId: "7301000000000000001/tl2" }), NOW)] };
+    const split = { ...v, nodes: [...v.nodes.slice(0, 2), node(leaderReport("cp-node-3", 8, onLockDatabase("7301000000000000001", 2)), NOW)] };
     const ds = decide(split, policy, NOW);
     expect(kinds(ds)).toEqual(["split_brain_hold"]);
     expect(ds[0]!.reason).toMatch(/^split-brain detected \(epoch_divergence, multiple_lock_holders, multiple_write_ready, multiple_writable_primaries\)/);
@@ -89,14 +89,14 @@ describe("decide: one HA cycle as decisions with a kind and a reason", () => {
     // cp-node-3's lock is in the coordinator's database (pid 1008); cp-node-1 holds epoch 7 on an old primary.
     const split = {
       ...v,
-      nodes: [node(leaderReport("cp-node-1", 7, { lockDatabaseId: "7301000000000000001/tl2" }), NOW), v.nodes[1]!, node(leaderReport("cp-node-3", 8), NOW)],
+      nodes: [node(leaderReport("cp-node-1", 7, onLockDatabase("7301000000000000001", 2)), NOW), v.nodes[1]!, node(leaderReport("cp-node-3", 8), NOW)],
       db: dbTruth("cp-node-3", 8, NOW),
     };
     expect(decide(split, { ...policy, autoRecoverSplitBrain: true }, NOW)).toEqual([
       expect.objectContaining({ kind: "recover_split_brain", nodeId: "cp-node-3" }),
     ]);
     // The same epochs, but cp-node-3 claims a database the coordinator does not read: never crowned.
-    const unverified = { ...v, nodes: [...v.nodes.slice(0, 2), node(leaderReport("cp-node-3", 8, { lockDatabaseId: "7301000000000000001/tl2" }), NOW)] };
+    const unverified = { ...v, nodes: [...v.nodes.slice(0, 2), node(leaderReport("cp-node-3", 8, onLockDatabase("7301000000000000001", 2)), NOW)] };
     const [d] = decide(unverified, { ...policy, autoRecoverSplitBrain: true }, NOW);
     expect(d).toMatchObject({ kind: "split_brain_hold" });
     expect(d!.reason).toMatch(/automatic recovery impossible: the highest claim is not confirmed by the coordinator.s database: cp-node-3 claims the lock on database 7301000000000000001\/tl2/);
@@ -189,7 +189,7 @@ describe("decide: one HA cycle as decisions with a kind and a reason", () => {
   it("no lock holder in the coordinator's database but a node holds the lock elsewhere: nothing is ordered", () => {
     const v = healthyCluster(NOW);
     // Every agent moved to the promoted server; the coordinator still reads the old one.
-    const moved = { ...v, nodes: v.nodes.map((n) => ({ ...n, report: { ...n.report, lockDatabaseId: "7301000000000000001/tl2" } })), db: dbTruth(undefined, 7, NOW) };
+    const moved = { ...v, nodes: v.nodes.map((n) => ({ ...n, report: { ...n.report, ...onLockDatabase("7301000000000000001", 2) } })), db: dbTruth(undefined, 7, NOW) };
     expect(kinds(decide(moved, policy, NOW))).toEqual(["leader_elsewhere"]);
   });
 });

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { makePolicy } from "../../coordinator/config.js";
 import { detectSplitBrain, type SplitBrainFinding } from "../../coordinator/detect/split-brain.js";
-import { clusterView, dbTruth, followerReport, healthyCluster, leaderReport, localDb, node, report } from "../../coordinator/view/builders.js";
+import { clusterView, dbTruth, followerReport, healthyCluster, leaderReport, localDb, node, onLockDatabase, report } from "../../coordinator/view/builders.js";
 
 const NOW = 500_000;
 const timing = makePolicy({ holderMismatchGraceMs: 500 });
 const on = (f: SplitBrainFinding) => f.criteria.filter((c) => c.detected).map((c) => c.name);
 const detail = (f: SplitBrainFinding, name: string) => f.criteria.find((c) => c.name === name)!.detail;
-const OTHER_DB = "7301000000000000001/tl2";
+const OTHER_DB = onLockDatabase("7301000000000000001", 2);
 
 describe("split-brain detection compares claims across nodes", () => {
   it("a healthy cluster has no finding, and every criterion is listed with why not", () => {
@@ -22,7 +22,7 @@ describe("split-brain detection compares claims across nodes", () => {
 
   it("two leaders on different primaries: every claim criterion fires at once, naming nodes and epochs", () => {
     const v = healthyCluster(NOW);
-    const split = { ...v, nodes: [...v.nodes.slice(0, 2), node(leaderReport("cp-node-3", 8, { lockDatabaseId: OTHER_DB }), NOW, { claimSinceMs: NOW })] };
+    const split = { ...v, nodes: [...v.nodes.slice(0, 2), node(leaderReport("cp-node-3", 8, OTHER_DB), NOW, { claimSinceMs: NOW })] };
     const f = detectSplitBrain(split, timing, NOW);
     expect(on(f)).toEqual(["epoch_divergence", "multiple_lock_holders", "multiple_write_ready", "multiple_writable_primaries"]);
     expect(detail(f, "epoch_divergence")).toBe("cp-node-1 reports epoch 7; cp-node-3 reports epoch 8");
@@ -38,7 +38,7 @@ describe("split-brain detection compares claims across nodes", () => {
     const v = healthyCluster(NOW);
     const split = {
       ...v,
-      nodes: [node(leaderReport("cp-node-1", 7, { lockDatabaseId: OTHER_DB }), NOW, { claimSinceMs: NOW }), v.nodes[1]!, node(leaderReport("cp-node-3", 8), NOW)],
+      nodes: [node(leaderReport("cp-node-1", 7, OTHER_DB), NOW, { claimSinceMs: NOW }), v.nodes[1]!, node(leaderReport("cp-node-3", 8), NOW)],
       db: dbTruth("cp-node-3", 8, NOW),
     };
     const f = detectSplitBrain(split, timing, NOW);
@@ -126,12 +126,12 @@ describe("split-brain detection compares claims across nodes", () => {
   it("resolved: the stale node resigned and holds, yet still reads its old database's leadership_state; no finding", () => {
     const stale = report("cp-node-1", {
       role: "held",
-      lockDatabaseId: "7301000000000000001/tl1",
+      ...onLockDatabase("7301000000000000001", 1),
       lockDatabaseWritable: true,
       observedLeader: { holderId: "cp-node-1", epoch: 7, acquiredAt: undefined, writeReady: true, heartbeatAt: undefined },
       highestEpochSeen: 8,
     });
-    const v = clusterView([node(stale, NOW), node(leaderReport("cp-node-2", 8, { lockDatabaseId: OTHER_DB }), NOW)], dbTruth(undefined, 7, NOW));
+    const v = clusterView([node(stale, NOW), node(leaderReport("cp-node-2", 8, OTHER_DB), NOW)], dbTruth(undefined, 7, NOW));
     const f = detectSplitBrain(v, timing, NOW);
     expect(f.detected).toBe(false);
   });

@@ -28,7 +28,10 @@ function sessionsUnderTest(limits: Partial<Parameters<typeof makePolicy>[0]> = {
   const clock = new ManualClock();
   const audited: AuditInput[] = [];
   const policy = makePolicy({ reportStaleAfterMs: 3_000, failureTimeoutMs: 30_000, nodeExpiryMs: 60_000, ...limits });
-  const sessions = new NodeSessions("default", clock, silentLogger(), { report: () => undefined, connection: () => undefined }, { limits: policy, audit: (a) => audited.push(a) });
+  const sessions = new NodeSessions("default", clock, silentLogger(), {
+    limits: policy,
+    events: { report: () => undefined, connection: () => undefined, audit: (a) => audited.push(a) },
+  });
   const open = (nodeId: string, principal: Principal = anonymousPrincipal) => {
     const requests = new Outbox<ConnectRequest>();
     const metadata = new Map([["x-autonomy-node-id", nodeId]]);

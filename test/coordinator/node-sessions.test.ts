@@ -14,8 +14,10 @@ function setup() {
   const events: string[] = [];
   const clock = new ManualClock();
   const sessions = new NodeSessions("default", clock, silentLogger(), {
-    report: (id, material) => events.push(`report ${id} ${material}`),
-    connection: (id, up) => events.push(`${up ? "up" : "down"} ${id}`),
+    events: {
+      report: (id, material) => events.push(`report ${id} ${material}`),
+      connection: (id, up) => events.push(`${up ? "up" : "down"} ${id}`),
+    },
   });
   const open = (nodeId: string | undefined) => {
     const requests = new Outbox<ConnectRequest>();

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../core/clock.js";
 import { RecoveryStrategy } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
+import { onLockDatabase } from "../../coordinator/view/builders.js";
 import { Harness } from "./support/harness.js";
 import { openRawStream, reportMessage, type RawStream } from "./support/scripted-agent.js";
 
@@ -48,7 +49,7 @@ describe("promote-leader crowns only a claim the coordinator's own database conf
       stream.send(
         reportMessage(nodeId, harness.clusterId, {
           sequence: ++sequence, role: "leader", sessionLockHeld: true, writeReady: true, writeReadyReason: "", epoch: 100, highestEpochSeen: 100,
-          lockBackendPid: 4242, lockDatabaseId: "7399999999999999999/tl1",
+          lockBackendPid: 4242, ...onLockDatabase("7399999999999999999", 1),
           observedLeader: { holderId: nodeId, epoch: 100, acquiredAt: undefined, writeReady: true, heartbeatAt: undefined },
         }),
       );
@@ -117,7 +118,7 @@ describe("promote-leader crowns only a claim the coordinator's own database conf
     const claim = () =>
       stream.send(reportMessage("cp-node-9", h!.clusterId, {
         sequence: ++sequence, role: "leader", sessionLockHeld: true, writeReady: true, epoch: 100, highestEpochSeen: 100,
-        lockBackendPid: 4242, lockDatabaseId: `${id.system_identifier}/tl${id.tl}`,
+        lockBackendPid: 4242, ...onLockDatabase(id.system_identifier, id.tl),
       }));
     claim();
     rogue = { stream, timer: setInterval(claim, 100) };

@@ -2,6 +2,7 @@ import { createWritableIterable, type WritableIterable } from "@connectrpc/conne
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import pg from "pg";
 import { NODE_ID_HEADER } from "../../../core/metadata.js";
+import { lockDatabaseLabel, type LockDatabaseIdentity } from "../../../core/lock-database.js";
 import { unknownReplication, type CommandOutcome, type NodeCommand, type NodeReport, type NodeRole } from "../../../core/model.js";
 import { LOCK_CLASS_ID, SchemaName } from "../../../db/identifiers.js";
 import { closeEpoch, openEpoch, readDatabaseIdentity, readLeadership } from "../../../db/leadership.js";
@@ -24,7 +25,12 @@ export interface ScriptedAgentOptions {
   readonly nofailover?: boolean;
   /** Heartbeat report interval. */
   readonly reportIntervalMs?: number;
+  /** The --lease it reports; default SCRIPTED_LEASE_MS. */
+  readonly leaseMs?: number;
 }
+
+/** The lease a scripted agent reports, as the real agents in tests run (FAST_TIMINGS). */
+export const SCRIPTED_LEASE_MS = 1_500;
 
 /**
  * A stand-in agent for coordinator tests: a real gRPC stream that reports and
@@ -55,7 +61,7 @@ export class ScriptedAgent {
   private abort = new AbortController();
   private sequence = 0;
   private timer: NodeJS.Timeout | undefined;
-  private lockDatabaseId = "";
+  private lockDatabase: LockDatabaseIdentity | undefined;
   private observed = { holderId: "", epoch: 0 };
   private standing: { until: number; floor: number; cancelled: boolean } | undefined;
   private streamError: unknown;
@@ -97,7 +103,7 @@ export class ScriptedAgent {
     }
     await this.db.connect();
     const id = await readDatabaseIdentity(this.db);
-    this.lockDatabaseId = `${id.systemIdentifier}/tl${id.timeline}`;
+    this.lockDatabase = { systemIdentifier: id.systemIdentifier, timeline: id.timeline };
     await this.refreshObserved();
     this.connectStream();
     await this.report();
@@ -171,13 +177,15 @@ export class ScriptedAgent {
       nofailover: this.options.nofailover ?? false,
       replication: leader ? { ...unknownReplication, lagStatus: "ok", replicaCount: 1, maxReplayLagSeconds: 0.01, maxWriteLagSeconds: 0.005 } : unknownReplication,
       localDatabase: undefined,
-      lockDatabaseId: this.lockDatabaseId,
+      lockDatabaseId: lockDatabaseLabel(this.overrides.lockDatabase ?? this.lockDatabase),
+      lockDatabase: this.lockDatabase,
       lockDatabaseWritable: true,
       endpoint: `http://127.0.0.1:1/${this.nodeId}`,
       databaseError: "",
       version: "scripted",
       minSyncReplicas: 0,
       held: this.role === "held",
+      leaseMs: this.options.leaseMs ?? SCRIPTED_LEASE_MS,
       ...this.overrides,
     };
     this.write({ message: { case: "report", value: reportToWire(report) } });
@@ -357,12 +365,14 @@ export function reportMessage(nodeId: string, clusterId: string, overrides: Part
     replication: unknownReplication,
     localDatabase: undefined,
     lockDatabaseId: "",
+    lockDatabase: undefined,
     lockDatabaseWritable: true,
     endpoint: `http://127.0.0.1:1/${nodeId}`,
     databaseError: "",
     version: "raw",
     minSyncReplicas: 0,
     held: false,
+    leaseMs: 0,
     ...overrides,
   };
   return { message: { case: "report", value: reportToWire(report) } };
