@@ -179,17 +179,11 @@ export class ReportStream {
     this.notifyChange();
   }
 
-  private waitForChange(signal: AbortSignal): Promise<void> {
-    if (this.pendingChange) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, this.options.reportIntervalMs);
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-      this.changed = done;
-      signal.addEventListener("abort", done, { once: true });
-    });
+  /** Until the next heartbeat report is due, a change is noted, or the stream ends. */
+  private async waitForChange(signal: AbortSignal): Promise<void> {
+    if (this.pendingChange) return;
+    const changed = new AbortController();
+    this.changed = () => changed.abort();
+    await this.options.clock.sleep(this.options.reportIntervalMs, AbortSignal.any([signal, changed.signal])).catch(() => undefined);
   }
 }
