@@ -92,6 +92,19 @@ export function failedPrecondition(message: string): HaError {
   return new HaError(ErrorCode.FailedPrecondition, message);
 }
 
+/** How every refused precondition of a failover or a recovery begins: the runbooks' 409 text. */
+export const PRECONDITION_NOT_MET = "precondition not met: ";
+
+/**
+ * A FailedPrecondition refusal worded as the runbooks print it,
+ * "precondition not met: not the leader; leader is cp-node-1"; other errors
+ * pass unchanged, and a message already worded so is not prefixed twice.
+ */
+export function asPreconditionRefusal(err: unknown): unknown {
+  if (!(err instanceof HaError) || err.code !== ErrorCode.FailedPrecondition || err.message.startsWith(PRECONDITION_NOT_MET)) return err;
+  return new HaError(err.code, PRECONDITION_NOT_MET + err.message, { cause: err.cause ?? err, retryable: err.retryable });
+}
+
 export function unavailable(message: string, cause?: unknown): HaError {
   return new HaError(ErrorCode.Unavailable, message, { cause });
 }

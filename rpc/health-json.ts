@@ -24,6 +24,20 @@ export function leaderFields(leader: LeaderView, sessionLockHeld: boolean, write
   };
 }
 
+/**
+ * /v1/health/write-ready for one node: `ready` first (seed 000 §4 reads
+ * `{"ready": false}` on the old leader), then whose answer it is and why.
+ */
+export function writeReadyJson(r: NodeReport): Record<string, unknown> {
+  return {
+    ready: r.writeReady,
+    node_id: r.nodeId,
+    role: r.role,
+    epoch: r.epoch,
+    ...(r.writeReady ? {} : { reason: r.writeReadyReason || `this node is ${r.role}` }),
+  };
+}
+
 export function replicationJson(rep: ReplicationView): Record<string, unknown> {
   return {
     lag_status: rep.lagStatus,

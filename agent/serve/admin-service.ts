@@ -98,7 +98,11 @@ function localStatus(options: AgentAdminOptions): MessageInitShape<typeof GetSta
     writeReady: r.writeReady,
     queriedAt: timestampFromDate(new Date()),
     leader: leaderToWire(r.observedLeader),
-    quorum: { writeReady: sync >= options.minSyncReplicas, syncReplicas: sync, minSyncReplicas: options.minSyncReplicas },
+    // Without a leader there is no write quorum to speak of, whatever the standbys say.
+    quorum:
+      r.observedLeader.holderId === ""
+        ? { writeReady: false, syncReplicas: sync, minSyncReplicas: options.minSyncReplicas, unknownReason: "no leader" }
+        : { writeReady: sync >= options.minSyncReplicas, syncReplicas: sync, minSyncReplicas: options.minSyncReplicas },
     replication: replicationToWire(r.replication),
     nodes: [nodeStatusToWire(r, true)],
     answeredBy: `agent ${r.nodeId}`,

@@ -1,20 +1,29 @@
 import type { NodeReport } from "../../core/model.js";
 import { HttpRouter } from "../../rpc/http-router.js";
-import { leaderJson, replicationJson } from "../../rpc/health-json.js";
+import { leaderJson, replicationJson, writeReadyJson } from "../../rpc/health-json.js";
 import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
 import { agentMetrics } from "./metrics.js";
 
 /**
- * The node's HTTP paths (seed 000 §3–4): leader, write-ready (200/503, for
- * load balancers), replication, liveness, readiness and Prometheus metrics.
+ * The node's HTTP paths (seed 000 §3–4): leader, write-ready (always 200 with
+ * the answer in the body, so `curl -sf … | jq .` shows it), the same check as
+ * a status code for load balancers (primary: 200 only on the Write-Ready
+ * leader; replica: 200 on a healthy non-leader), replication, liveness,
+ * readiness and Prometheus metrics.
  */
 export function agentHttpRoutes(report: () => NodeReport, listener?: () => Registry): HttpRouter {
   const metrics = [agentMetrics(report), ...(listener ? [listener()] : [])];
   return new HttpRouter()
     .get("/v1/health/leader", () => ({ json: leaderJson(report()) }))
-    .get("/v1/health/write-ready", () => {
+    .get("/v1/health/write-ready", () => ({ json: writeReadyJson(report()) }))
+    .get("/v1/health/primary", () => {
       const r = report();
-      return { status: r.writeReady ? 200 : 503, json: { ready: r.writeReady } };
+      return { status: r.writeReady ? 200 : 503, json: writeReadyJson(r) };
+    })
+    .get("/v1/health/replica", () => {
+      const r = report();
+      const why = replicaRefusal(r);
+      return { status: why ? 503 : 200, json: { replica: why === "", node_id: r.nodeId, role: r.role, ...(why ? { reason: why } : {}) } };
     })
     .get("/v1/health/replication", () => {
       const r = report();
@@ -46,4 +55,19 @@ export function agentHttpRoutes(report: () => NodeReport, listener?: () => Regis
       return { status: ready ? 200 : 503, json: { ready, role: r.role, ...(r.databaseError ? { error: r.databaseError } : {}) } };
     })
     .get("/metrics", async () => ({ text: await metricsText(...metrics), contentType: METRICS_CONTENT_TYPE }));
+}
+
+/**
+ * Why this node is not a healthy replica to send reads to, or "" when it is:
+ * a follower (or held) that reaches the lock database, claims no authority,
+ * and whose own server (when it has one) is reachable and not critically behind.
+ */
+export function replicaRefusal(r: NodeReport): string {
+  if (r.writeReady || r.sessionLockHeld || r.role === "leader") return "this node is the leader";
+  if (r.role !== "follower" && r.role !== "held") return `this node is ${r.role}`;
+  if (r.databaseError !== "") return `lock database unreachable: ${r.databaseError}`;
+  const local = r.localDatabase;
+  if (local && !local.reachable) return `its own PostgreSQL is unreachable${local.error ? `: ${local.error}` : ""}`;
+  if (local && local.lagStatus === "critical") return `its own PostgreSQL replays ${local.replayLagSeconds}s behind (critical)`;
+  return "";
 }

@@ -1,4 +1,5 @@
 import type { GetStatusResponse, NodeStatus } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import { LagStatus } from "../../gen/autonomy/ha/v1/types_pb.js";
 import { lagFromWire, roleFromWire } from "../../rpc/wire.js";
 import { labelled, lagText, num, table, timeOrNull, timeText } from "./format.js";
 
@@ -20,8 +21,8 @@ export function statusText(s: GetStatusResponse): string[] {
     ...labelled(
       [
         ["Role", s.role || "unknown"],
-        ["Session lock held", String(s.sessionLockHeld)],
-        ["Write-Ready", String(s.writeReady)],
+        ["Session lock held", claimText(s.sessionLockHeld, s)],
+        ["Write-Ready", claimText(s.writeReady, s)],
         ["Queried At", timeText(s.queriedAt)],
       ],
       "",
@@ -42,7 +43,7 @@ export function statusText(s: GetStatusResponse): string[] {
     "Quorum",
     ...labelled(
       [
-        ["Write-Ready", String(quorum?.writeReady ?? false)],
+        ["Write-Ready", quorum?.unknownReason ? `false (${quorum.unknownReason})` : String(quorum?.writeReady ?? false)],
         ["Sync Replicas", String(quorum?.syncReplicas ?? 0)],
       ],
       "  ",
@@ -53,8 +54,8 @@ export function statusText(s: GetStatusResponse): string[] {
     ...labelled(
       [
         ["Lag Status", lagFromWire(repl?.lagStatus ?? 0)],
-        ["Max Write Lag", lagText(repl?.maxWriteLagSeconds ?? 0)],
-        ["Max Replay Lag", lagText(repl?.maxReplayLagSeconds ?? 0)],
+        ["Max Write Lag", measuredLag(repl?.lagStatus ?? 0, repl?.maxWriteLagSeconds ?? 0)],
+        ["Max Replay Lag", measuredLag(repl?.lagStatus ?? 0, repl?.maxReplayLagSeconds ?? 0)],
         ["Replicas", String(repl?.replicaCount ?? 0)],
         ...(repl?.error ? ([["Probe Error", repl.error]] as const) : []),
       ],
@@ -71,17 +72,40 @@ export function statusText(s: GetStatusResponse): string[] {
   return lines;
 }
 
+/**
+ * A claim (lock, Write-Ready) of a node that may have stopped reporting: a
+ * node that is disconnected or silent claims nothing, so its cell says
+ * "stale" and how old its last report is, never its last word.
+ */
+function claimText(claim: boolean, n: { stale: boolean; connected?: boolean; lastReportAgeMs: bigint }): string {
+  if (!n.stale && n.connected !== false) return String(claim);
+  return n.lastReportAgeMs > 0n ? `stale ${ageText(num(n.lastReportAgeMs))}` : "stale";
+}
+
+/** 850 → "850ms", 31_400 → "31s", 420_000 → "7m", 10_800_000 → "3h". */
+export function ageText(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 120_000) return `${Math.floor(ms / 1000)}s`;
+  if (ms < 7_200_000) return `${Math.floor(ms / 60_000)}m`;
+  return `${Math.floor(ms / 3_600_000)}h`;
+}
+
+/** An unmeasured lag is "unknown", not "0ms". */
+function measuredLag(status: LagStatus, seconds: number): string {
+  return status === LagStatus.UNSPECIFIED ? "unknown" : lagText(seconds);
+}
+
 function nodesTable(nodes: readonly NodeStatus[]): string[] {
   return table(
     ["NODE", "ROLE", "LOCK", "WRITE-READY", "EPOCH", "PRIORITY", "LAG", "CONNECTED"],
     nodes.map((n) => [
       n.nodeId,
       roleFromWire(n.role),
-      String(n.sessionLockHeld),
-      String(n.writeReady),
+      claimText(n.sessionLockHeld, n),
+      claimText(n.writeReady, n),
       n.epoch === 0n ? "-" : String(num(n.epoch)),
       n.nofailover ? `${n.priority} (nofailover)` : String(n.priority),
-      `${lagFromWire(n.lagStatus)} ${lagText(n.replayLagSeconds)}`,
+      n.lagStatus === LagStatus.UNSPECIFIED ? "unknown" : `${lagFromWire(n.lagStatus)} ${lagText(n.replayLagSeconds)}`,
       String(n.connected),
     ]),
     "  ",
@@ -95,6 +119,8 @@ export function statusJson(s: GetStatusResponse) {
     role: s.role || "unknown",
     session_lock_held: s.sessionLockHeld,
     write_ready: s.writeReady,
+    stale: s.stale,
+    last_report_age_ms: num(s.lastReportAgeMs),
     queried_at: timeOrNull(s.queriedAt),
     node_id: s.nodeId,
     cluster_id: s.clusterId,
@@ -110,12 +136,13 @@ export function statusJson(s: GetStatusResponse) {
       write_ready: s.quorum?.writeReady ?? false,
       sync_replicas: s.quorum?.syncReplicas ?? 0,
       min_sync_replicas: s.quorum?.minSyncReplicas ?? 0,
+      unknown_reason: s.quorum?.unknownReason || null,
     },
     replication: {
       lag_status: lagFromWire(repl?.lagStatus ?? 0),
-      max_write_lag: lagText(repl?.maxWriteLagSeconds ?? 0),
+      max_write_lag: measuredLag(repl?.lagStatus ?? 0, repl?.maxWriteLagSeconds ?? 0),
       max_write_lag_seconds: repl?.maxWriteLagSeconds ?? 0,
-      max_replay_lag: lagText(repl?.maxReplayLagSeconds ?? 0),
+      max_replay_lag: measuredLag(repl?.lagStatus ?? 0, repl?.maxReplayLagSeconds ?? 0),
       max_replay_lag_seconds: repl?.maxReplayLagSeconds ?? 0,
       replicas: repl?.replicaCount ?? 0,
       error: repl?.error ?? "",
@@ -131,6 +158,9 @@ function nodeJson(n: NodeStatus) {
     node_id: n.nodeId,
     role: roleFromWire(n.role),
     connected: n.connected,
+    // A node that stopped reporting claims nothing: both claims are false and stale says so.
+    stale: n.stale || !n.connected,
+    last_report_age_ms: num(n.lastReportAgeMs),
     session_lock_held: n.sessionLockHeld,
     write_ready: n.writeReady,
     write_ready_reason: n.writeReadyReason,
@@ -138,7 +168,7 @@ function nodeJson(n: NodeStatus) {
     priority: n.priority,
     nofailover: n.nofailover,
     lag_status: lagFromWire(n.lagStatus),
-    replay_lag: lagText(n.replayLagSeconds),
+    replay_lag: measuredLag(n.lagStatus, n.replayLagSeconds),
     replay_lag_seconds: n.replayLagSeconds,
     last_report_at: timeOrNull(n.lastReportAt),
     endpoint: n.endpoint,

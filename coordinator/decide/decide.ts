@@ -30,7 +30,7 @@ export type Decision =
   /** End a lock session that is no agent's (detect/intruder.ts), re-checked by pid, name and start time. */
   | { readonly kind: "terminate_intruder"; readonly reason: string; readonly pid: number; readonly applicationName: string; readonly backendStart: Date | undefined }
   /** End a hung leader's lock session so the lock becomes free. */
-  | { readonly kind: "terminate_leader"; readonly reason: string; readonly nodeId: string; readonly pid: number }
+  | { readonly kind: "terminate_leader"; readonly reason: string; readonly nodeId: string; readonly pid: number; readonly epoch: number }
   /** Queue the best candidate on the lock (Campaign with wait_ms) so a crash hands over in ms. */
   | { readonly kind: "designate_successor"; readonly reason: string; readonly nodeId: string; readonly epochFloor: number; readonly waitMs: number }
   /** Cancel a previous designee's standing wait. */
@@ -105,30 +105,49 @@ export function decide(view: ClusterView, policy: CoordinatorPolicy, nowMs: numb
   }
   const leaderId = owner.nodeId;
   const leader = nodeById(view, leaderId);
-  const heartbeatAge = nowMs - db.heartbeatAdvancedAtMs;
+  const epoch = db.leadership.epoch;
+  const heartbeatAge = Math.round(nowMs - db.heartbeatAdvancedAtMs);
+  const timeout = policy.failureTimeoutMs;
   const streamAlive = leader !== undefined && isFresh(leader, policy, nowMs);
-  if (streamAlive) return [{ kind: "leader_healthy", reason: `leader ${leaderId} healthy (epoch ${db.leadership.epoch})` }, ...designate(view, policy, nowMs, leaderId, floor)];
-  const silentFor = leader ? nowMs - leader.lastReportMs : Infinity;
-  const stream = leader ? `${leader.connected ? "stream silent" : "stream closed"} for ${Math.round(silentFor)}ms` : "never connected";
-  if (heartbeatAge < policy.failureTimeoutMs) {
+  if (streamAlive) {
     return [
-      { kind: "leader_slow", reason: `leader ${leaderId} ${stream}, but its lock session is alive and its heartbeat advanced ${Math.round(heartbeatAge)}ms ago: no failover` },
+      { kind: "leader_healthy", reason: `leader ${leaderId} healthy (epoch ${epoch}): its reports arrive and its session holds the lock` },
       ...designate(view, policy, nowMs, leaderId, floor),
     ];
   }
-  if (silentFor < policy.failureTimeoutMs) {
-    return [{ kind: "leader_suspect", reason: `leader ${leaderId} heartbeat frozen for ${Math.round(heartbeatAge)}ms; ${stream}; waiting for failure timeout ${policy.failureTimeoutMs}ms` }];
+  const silentFor = leader ? nowMs - leader.lastReportMs : Infinity;
+  // What the coordinator saw of the two signals, in words: reports (the
+  // agent's stream) and the heartbeat the leader writes in the lock database.
+  const reports = leader
+    ? `no report from it for ${Math.round(silentFor)}ms (its stream is ${leader.connected ? "open but silent" : "closed"})`
+    : "it has never reported to this coordinator";
+  const heartbeat = `its heartbeat in the lock database last advanced ${heartbeatAge}ms ago`;
+  if (heartbeatAge < timeout) {
+    return [
+      {
+        kind: "leader_slow",
+        reason: `leader ${leaderId} (epoch ${epoch}): ${reports}, but its session still holds the lock and ${heartbeat}, within the failure timeout ${timeout}ms: it is alive, no failover`,
+      },
+      ...designate(view, policy, nowMs, leaderId, floor),
+    ];
   }
+  if (silentFor < timeout) {
+    return [{
+      kind: "leader_suspect",
+      reason: `leader ${leaderId} (epoch ${epoch}): ${heartbeat}, past the failure timeout ${timeout}ms, but ${reports}, within it: waiting, no failover until both are past it`,
+    }];
+  }
+  const hung = `leader ${leaderId} (epoch ${epoch}) is hung: ${heartbeat} and ${reports}, both past the failure timeout ${timeout}ms`;
   if (view.lastAutomaticFailoverMs !== undefined && nowMs - view.lastAutomaticFailoverMs < policy.failoverCooldownMs) {
-    const left = policy.failoverCooldownMs - (nowMs - view.lastAutomaticFailoverMs);
-    return [{ kind: "cooldown", reason: `leader ${leaderId} looks hung (heartbeat frozen ${Math.round(heartbeatAge)}ms, ${stream}) but the last automatic failover was ${Math.round(nowMs - view.lastAutomaticFailoverMs)}ms ago; cooldown ${Math.round(left)}ms left` }];
+    const ago = Math.round(nowMs - view.lastAutomaticFailoverMs);
+    const left = policy.failoverCooldownMs - ago;
+    return [{ kind: "cooldown", reason: `${hung}; but the last automatic failover was ${ago}ms ago: no failover for another ${Math.round(left)}ms (cooldown ${policy.failoverCooldownMs}ms)` }];
   }
-  const choice = choose(view, policy, nowMs, [leaderId], heartbeatAge >= policy.failureTimeoutMs + policy.lagGateMaxWaitMs, leaderId);
-  if (choice.nodeId === undefined) return [noCandidate(choice, `leader ${leaderId} is hung`, heartbeatAge - policy.failureTimeoutMs, policy)];
-  const why = `leader ${leaderId} is hung: heartbeat frozen ${Math.round(heartbeatAge)}ms and ${stream} (failure timeout ${policy.failureTimeoutMs}ms)`;
+  const choice = choose(view, policy, nowMs, [leaderId], heartbeatAge >= timeout + policy.lagGateMaxWaitMs, leaderId);
+  if (choice.nodeId === undefined) return [noCandidate(choice, hung, heartbeatAge - timeout, policy)];
   return [
-    { kind: "terminate_leader", nodeId: leaderId, pid: holder.pid, reason: `${why}: terminate its lock session (pid ${holder.pid})` },
-    { kind: "campaign", cause: "leader_hung", nodeId: choice.nodeId, epochFloor: floor, reason: `${why}: order ${choice.nodeId} to campaign above epoch ${floor}; ${choice.reason}` },
+    { kind: "terminate_leader", nodeId: leaderId, pid: holder.pid, epoch, reason: `${hung}: terminate its lock session (pid ${holder.pid}) so the lock is free` },
+    { kind: "campaign", cause: "leader_hung", nodeId: choice.nodeId, epochFloor: floor, reason: `${hung}: order ${choice.nodeId} to campaign above epoch ${floor}; ${choice.reason}` },
   ];
 }
 

@@ -424,7 +424,8 @@ export class Engine {
       case "terminate_leader": {
         const pids = await this.deps.truth.terminateLockSession(d.nodeId, d.pid);
         this.noteAutomaticFailover();
-        this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, message: `terminated lock session ${pids.join(", ") || "(already gone)"} of hung leader ${d.nodeId}`, reason: d.reason, evidence: { pids } });
+        // The event names the term it ended (epoch), so `ha history` can say what ended it.
+        this.auditLater({ type: AuditType.FailoverAutomatic, node_id: d.nodeId, epoch: d.epoch, message: `terminated lock session ${pids.join(", ") || "(already gone)"} of hung leader ${d.nodeId}`, reason: d.reason, evidence: { pids } });
         void this.deps.truth.refresh();
         return;
       }

@@ -6,6 +6,17 @@ import type { Engine } from "./engine.js";
 import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
 import { coordinatorMetrics, type MetricsSnapshot } from "./metrics.js";
 
+/** Whether the cluster has a Write-Ready leader, and who. */
+function clusterWriteReady(engine: Engine) {
+  const leader = engine.leader();
+  return {
+    ready: leader.writeReady,
+    holder_id: leader.holderId,
+    epoch: leader.epoch,
+    ...(leader.writeReady ? {} : { reason: leader.holderId ? `leader ${leader.holderId} is not Write-Ready` : "no leader" }),
+  };
+}
+
 /**
  * The runbooks' curl paths, answered for the whole cluster: the leader's
  * health and replication as the coordinator sees them, plus liveness,
@@ -31,9 +42,12 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
         },
       };
     })
-    .get("/v1/health/write-ready", () => {
-      const { leader } = leaderNode();
-      return { status: leader.writeReady ? 200 : 503, json: { ready: leader.writeReady, holder_id: leader.holderId, epoch: leader.epoch } };
+    // The answer in the body, always 200, so `curl -sf … | jq .` shows it.
+    .get("/v1/health/write-ready", () => ({ json: clusterWriteReady(engine) }))
+    // The same check as a status code, for load balancers and probes.
+    .get("/v1/health/primary", () => {
+      const json = clusterWriteReady(engine);
+      return { status: json.ready ? 200 : 503, json };
     })
     .get("/v1/health/replication", () => {
       const { leader, node } = leaderNode();

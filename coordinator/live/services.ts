@@ -1,11 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { HaAdminService, RecoveryStrategy, type AuditEventSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { AgentService } from "../../gen/autonomy/ha/v1/agent_pb.js";
-import { ErrorCode, HaError, invalidArgument } from "../../core/errors.js";
+import { ErrorCode, HaError, asPreconditionRefusal, invalidArgument } from "../../core/errors.js";
 import { readEpochs } from "../../db/leadership.js";
 import { date, leaderToWire, ts } from "../../rpc/wire.js";
 import { registration, type CallContext, type ServiceRegistration } from "../../rpc/service-adapter.js";
-import { AuditType, type AuditEvent } from "../audit/audit-event.js";
+import type { AuditEvent } from "../audit/audit-event.js";
+import { termHistory } from "../audit/term-history.js";
 import type { LeaderEventLog } from "../../core/leader-event-log.js";
 import { leaderServiceFor } from "../../rpc/leader-service.js";
 import { checkCluster, requireRequester, type OperationContext } from "./operation-context.js";
@@ -40,6 +41,11 @@ function auditToWire(e: AuditEvent): MessageInitShape<typeof AuditEventSchema> {
   };
 }
 
+/** A failover or recovery refused by a precondition says so first, in the runbooks' words (their 409). */
+function refusing<T>(operation: Promise<T>): Promise<T> {
+  return operation.catch((err: unknown) => Promise.reject(asPreconditionRefusal(err)));
+}
+
 const strategies: Record<number, Strategy | undefined> = {
   [RecoveryStrategy.PROMOTE_LEADER]: "promote-leader",
   [RecoveryStrategy.MANUAL_RECONCILE]: "manual-reconcile",
@@ -63,18 +69,25 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
       if (req.nodeId !== "" && !view.nodes.some((n) => n.nodeId === req.nodeId)) {
         throw new HaError(ErrorCode.NotFound, `unknown node ${req.nodeId.slice(0, 100)}; known nodes: ${view.nodes.map((n) => n.nodeId).join(", ") || "none"}`);
       }
-      return statusResponse(view, engine.leader(), req.nodeId, { queriedAt: clock.now(), splitBrain: engine.finding().finding.detected });
+      return statusResponse(view, engine.leader(), req.nodeId, {
+        queriedAt: clock.now(),
+        splitBrain: engine.finding().finding.detected,
+        timing: policy,
+        nowMs: clock.monotonicMs(),
+      });
     },
     triggerFailover: async (req, call) => {
       checkCluster(req.clusterId, policy);
       const who = requireRequester(req.operator, req.reason, callerOf(call));
-      const r = await plannedFailover(ctx, {
-        ...who,
-        force: req.force,
-        targetNode: req.targetNode.trim(),
-        expectedLeader: req.expectedLeader.trim(),
-        forwardedBy: "",
-      });
+      const r = await refusing(
+        plannedFailover(ctx, {
+          ...who,
+          force: req.force,
+          targetNode: req.targetNode.trim(),
+          expectedLeader: req.expectedLeader.trim(),
+          forwardedBy: "",
+        }),
+      );
       return {
         success: true,
         previousHolder: r.previousHolder,
@@ -110,7 +123,7 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
         throw invalidArgument(`strategy: ${got}; allowed: ${RecoveryStrategy.PROMOTE_LEADER} (promote-leader), ${RecoveryStrategy.MANUAL_RECONCILE} (manual-reconcile)`);
       }
       const who = requireRequester(req.operator, req.reason, callerOf(call));
-      const r = await recoverSplitBrain(ctx, { ...who, strategy, force: req.force, targetNode: req.targetNode.trim() });
+      const r = await refusing(recoverSplitBrain(ctx, { ...who, strategy, force: req.force, targetNode: req.targetNode.trim() }));
       return {
         success: true,
         strategy: r.strategy,
@@ -138,20 +151,20 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
       const limit = req.limit === 0 ? 20 : Math.min(req.limit, 1000);
       const rows = await readEpochs(ctx.pool, ctx.schema, policy.clusterId, { limit });
       const actions = await audit.query({ limit: 10_000, clusterId: policy.clusterId });
-      const acting = new Set<string>([AuditType.FailoverCompleted, AuditType.SplitBrainRecovered, AuditType.FailoverAutomatic]);
       return {
-        epochs: rows.map((r) => {
-          const a = [...actions].reverse().find((e) => acting.has(e.type) && e.epoch === r.epoch);
-          return {
-            epoch: BigInt(r.epoch),
-            holderId: r.holderId,
-            acquiredAt: ts(r.acquiredAt),
-            resignedAt: ts(r.resignedAt),
-            endReason: r.endReason ?? "",
-            operator: a?.operator ?? "",
-            reason: a?.reason ?? "",
-          };
-        }),
+        epochs: termHistory(rows, actions).map((t) => ({
+          epoch: BigInt(t.epoch),
+          holderId: t.holderId,
+          acquiredAt: ts(t.acquiredAt),
+          resignedAt: ts(t.resignedAt),
+          endReason: t.endReason ?? "",
+          operator: t.openedBy?.operator ?? "",
+          reason: t.openedBy?.reason ?? "",
+          openedBy: t.openedBy?.type ?? "",
+          endedBy: t.endedBy?.type ?? "",
+          endOperator: t.endedBy?.operator ?? "",
+          endActionReason: t.endedBy?.reason ?? "",
+        })),
       };
     },
   });

@@ -69,7 +69,7 @@ describe("advisory-lock election with epochs", () => {
       expect(health).toMatchObject({ holder_id: leader.nodeId, current_epoch: 1, session_lock_held: a === leader });
     }
     const followers = agents.filter((a) => a !== leader);
-    for (const f of followers) expect(await f.writeReady()).toEqual({ status: 503, ready: false });
+    for (const f of followers) expect(await f.writeReady()).toEqual({ status: 200, ready: false });
   });
 
   it("SIGKILL of the leader: another agent becomes Write-Ready and the old epoch is closed as superseded", async () => {

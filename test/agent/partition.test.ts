@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
 import { waitFor } from "../../core/clock.js";
+import { getJson } from "../support/processes.js";
 import { AgentProcess, writeReadyAgents } from "../support/agents.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 
@@ -57,7 +58,9 @@ describe("a partitioned leader", () => {
 
     expect(samples).toBeGreaterThan(20);
     expect(overlaps).toBe(0);
-    expect(await cut.writeReady()).toEqual({ status: 503, ready: false });
+    // Seed 000 §4's form answers 200 with the verdict; the load-balancer form answers 503.
+    expect(await cut.writeReady()).toEqual({ status: 200, ready: false });
+    expect((await getJson(`${cut.url}/v1/health/primary`))?.status).toBe(503);
     const rows = await cluster.primary.query<{ epoch: string; holder_id: string; end_reason: string | null }>(
       "SELECT epoch, holder_id, end_reason FROM leader_epochs ORDER BY epoch",
     );

@@ -143,7 +143,9 @@ describe("the agent's report stream and command handling", () => {
     const [row] = await cluster.primary.query<{ end_reason: string }>("SELECT end_reason FROM leader_epochs WHERE epoch = 1");
     expect(row?.end_reason).toBe("resigned");
     await waitFor(() => coordinator.latest()?.role === "held", { timeoutMs: 5_000, what: "held report" });
-    expect(await agent.writeReady()).toEqual({ status: 503, ready: false });
+    expect(await agent.writeReady()).toEqual({ status: 200, ready: false });
+    expect((await getJson(`${agent.url}/v1/health/primary`))?.status).toBe(503);
+    expect(await getJson(`${agent.url}/v1/health/replica`)).toMatchObject({ status: 200, body: { replica: true, role: "held" } });
     // Held: the free lock is not taken.
     expect(await cluster.primary.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")).toHaveLength(0);
 
@@ -179,7 +181,7 @@ describe("the agent's report stream and command handling", () => {
       expect(resign).toMatchObject({ result: "done" });
       expect(await successor).toMatchObject({ result: "done", epoch: 7 });
       await waitFor(async () => (await second.writeReady())?.ready, { timeoutMs: 5_000, what: "cp-node-2 Write-Ready" });
-      expect(await agent.writeReady()).toEqual({ status: 503, ready: false });
+      expect(await agent.writeReady()).toEqual({ status: 200, ready: false });
       // Hand the lock back so the endpoint checks below see cp-node-1 as leader.
       const back = coordinator.command({ commandId: "c-wait-3", epoch: 7, action: { kind: "campaign", epochFloor: 7, waitMs: 30_000 }, reason: "back" });
       await waitFor(
@@ -198,7 +200,9 @@ describe("the agent's report stream and command handling", () => {
     expect(leader?.status).toBe(200);
     expect(leader?.body).toMatchObject({ holder_id: "cp-node-1", current_epoch: 8, session_lock_held: true });
     const ready = await getJson(`${agent.url}/v1/health/write-ready`);
-    expect(ready).toEqual({ status: 200, body: { ready: true } });
+    expect(ready).toEqual({ status: 200, body: { ready: true, node_id: "cp-node-1", role: "leader", epoch: 8 } });
+    expect((await getJson(`${agent.url}/v1/health/primary`))?.status).toBe(200);
+    expect(await getJson(`${agent.url}/v1/health/replica`)).toMatchObject({ status: 503, body: { replica: false, reason: "this node is the leader" } });
     expect((await getJson(`${agent.url}/healthz`))?.status).toBe(200);
     expect((await getJson(`${agent.url}/readyz`))?.status).toBe(200);
     const metrics = await (await fetch(`${agent.url}/metrics`)).text();

@@ -131,22 +131,33 @@ describe("ha pause/resume, history and watch output", () => {
     expect(maintenanceJson(r)).toEqual({ paused: true, changed_at: "2026-03-18T12:00:00Z", message: "automatic actions paused by alice" });
   });
 
-  it("lists epochs newest first with who and why, the open one marked", () => {
+  it("lists epochs newest first, each with the action that opened it and the one that ended it, the open one marked", () => {
     const epochs = [
-      create(EpochRecordSchema, { epoch: 8n, holderId: "cp-node-2", acquiredAt: at("2026-03-18T10:05:01Z"), operator: "alice", reason: "planned maintenance" }),
       create(EpochRecordSchema, {
-        epoch: 7n, holderId: "cp-node-1", acquiredAt: at("2026-03-18T08:30:00Z"), resignedAt: at("2026-03-18T10:05:00Z"),
-        endReason: "resigned", operator: "alice", reason: "planned maintenance",
+        epoch: 8n, holderId: "cp-node-2", acquiredAt: at("2026-03-18T10:05:01Z"), operator: "alice", reason: "planned maintenance", openedBy: "ha.failover.completed",
+      }),
+      create(EpochRecordSchema, {
+        epoch: 7n, holderId: "cp-node-1", acquiredAt: at("2026-03-18T08:30:00Z"), resignedAt: at("2026-03-18T10:05:00Z"), endReason: "resigned",
+        endedBy: "ha.failover.completed", endOperator: "alice", endActionReason: "planned maintenance",
       }),
     ];
     expect(historyText(epochs)).toEqual([
-      "EPOCH  HOLDER     ACQUIRED              RESIGNED              END REASON  OPERATOR  REASON",
-      "8      cp-node-2  2026-03-18T10:05:01Z  (open)                -           alice     planned maintenance",
-      "7      cp-node-1  2026-03-18T08:30:00Z  2026-03-18T10:05:00Z  resigned    alice     planned maintenance",
+      "EPOCH  HOLDER     ACQUIRED              RESIGNED              END REASON",
+      "8      cp-node-2  2026-03-18T10:05:01Z  (open)                -",
+      "    opened by failover (alice): planned maintenance",
+      "7      cp-node-1  2026-03-18T08:30:00Z  2026-03-18T10:05:00Z  resigned",
+      "    ended by failover (alice): planned maintenance",
     ]);
-    expect(historyJson(epochs)[0]).toEqual({
-      epoch: 8, holder_id: "cp-node-2", acquired_at: "2026-03-18T10:05:01Z", resigned_at: null, end_reason: "", operator: "alice", reason: "planned maintenance",
-    });
+    expect(historyJson(epochs)).toEqual([
+      {
+        epoch: 8, holder_id: "cp-node-2", acquired_at: "2026-03-18T10:05:01Z", resigned_at: null, end_reason: "",
+        opened_by: "ha.failover.completed", operator: "alice", reason: "planned maintenance", ended_by: null, end_operator: "", end_action_reason: "",
+      },
+      {
+        epoch: 7, holder_id: "cp-node-1", acquired_at: "2026-03-18T08:30:00Z", resigned_at: "2026-03-18T10:05:00Z", end_reason: "resigned",
+        opened_by: null, operator: "", reason: "", ended_by: "ha.failover.completed", end_operator: "alice", end_action_reason: "planned maintenance",
+      },
+    ]);
     expect(historyText([])).toEqual(["No epochs recorded yet: no node has ever held write authority."]);
   });
 

@@ -61,7 +61,7 @@ describe("a mutating call that cannot be audited is refused before it acts", () 
 
     const failover = await rejection(admin.triggerFailover({ ...who, expectedLeader: "cp-node-1" }));
     expect(failover.code).toBe(Code.FailedPrecondition);
-    expect(failover.rawMessage).toBe(`audit log unusable: ${harness.auditDir} is not a directory; fix --audit-dir`);
+    expect(failover.rawMessage).toBe(`precondition not met: audit log unusable: ${harness.auditDir} is not a directory; fix --audit-dir`);
     // A retry is refused the same way: nothing happens twice, nothing happens at all.
     expect((await rejection(admin.triggerFailover({ ...who }))).code).toBe(Code.FailedPrecondition);
 

@@ -33,7 +33,7 @@ function leaderSilent(streamSilentMs: number, heartbeatFrozenMs: number): Cluste
 describe("decide: one HA cycle as decisions with a kind and a reason", () => {
   it("a healthy leader needs nothing", () => {
     const ds = decide(healthyCluster(NOW), policy, NOW);
-    expect(ds).toEqual([{ kind: "leader_healthy", reason: "leader cp-node-1 healthy (epoch 7)" }]);
+    expect(ds).toEqual([{ kind: "leader_healthy", reason: "leader cp-node-1 healthy (epoch 7): its reports arrive and its session holds the lock" }]);
   });
 
   it("no leader: the lock is free, so the best candidate (lowest lag) is ordered to campaign above the highest epoch seen", () => {
@@ -54,25 +54,38 @@ describe("decide: one HA cycle as decisions with a kind and a reason", () => {
   it("a slow leader whose lock session is alive and whose heartbeat advances is not failed over (seed 001 pitfall 4)", () => {
     const ds = decide(leaderSilent(120_000, 400), policy, NOW);
     expect(kinds(ds)).toEqual(["leader_slow"]);
-    expect(ds[0]!.reason).toBe("leader cp-node-1 stream closed for 120000ms, but its lock session is alive and its heartbeat advanced 400ms ago: no failover");
+    expect(ds[0]!.reason).toBe(
+      "leader cp-node-1 (epoch 7): no report from it for 120000ms (its stream is closed), but its session still holds the lock " +
+        "and its heartbeat in the lock database last advanced 400ms ago, within the failure timeout 30000ms: it is alive, no failover",
+    );
   });
 
   it("a leader with a frozen heartbeat whose stream died recently is only suspected", () => {
-    expect(kinds(decide(leaderSilent(5_000, 40_000), policy, NOW))).toEqual(["leader_suspect"]);
+    const ds = decide(leaderSilent(5_000, 40_000), policy, NOW);
+    expect(kinds(ds)).toEqual(["leader_suspect"]);
+    expect(ds[0]!.reason).toBe(
+      "leader cp-node-1 (epoch 7): its heartbeat in the lock database last advanced 40000ms ago, past the failure timeout 30000ms, " +
+        "but no report from it for 5000ms (its stream is closed), within it: waiting, no failover until both are past it",
+    );
   });
 
   it("a hung leader (heartbeat frozen and stream dead past the failure timeout) has its session terminated and the best candidate campaigns", () => {
     const ds = decide(leaderSilent(31_000, 31_000), policy, NOW);
     expect(ds.map((d) => ("nodeId" in d ? `${d.kind}:${d.nodeId}` : d.kind))).toEqual(["terminate_leader:cp-node-1", "campaign:cp-node-2"]);
-    expect(ds[0]).toMatchObject({ pid: 1007 });
+    expect(ds[0]).toMatchObject({ pid: 1007, epoch: 7 });
+    expect(ds[0]!.reason).toBe(
+      "leader cp-node-1 (epoch 7) is hung: its heartbeat in the lock database last advanced 31000ms ago and no report from it for 31000ms " +
+        "(its stream is closed), both past the failure timeout 30000ms: terminate its lock session (pid 1007) so the lock is free",
+    );
     expect(ds[1]).toMatchObject({ cause: "leader_hung" });
+    expect(ds[1]!.reason).toMatch(/^leader cp-node-1 \(epoch 7\) is hung: .*: order cp-node-2 to campaign above epoch 7; /);
   });
 
   it("inside the cooldown after an automatic failover, a suspected death waits; a free lock is still taken", () => {
     const hung = { ...leaderSilent(31_000, 31_000), lastAutomaticFailoverMs: NOW - 10_000 };
     const ds = decide(hung, policy, NOW);
     expect(kinds(ds)).toEqual(["cooldown"]);
-    expect(ds[0]!.reason).toMatch(/last automatic failover was 10000ms ago; cooldown 50000ms left/);
+    expect(ds[0]!.reason).toMatch(/; but the last automatic failover was 10000ms ago: no failover for another 50000ms \(cooldown 60000ms\)$/);
     expect(kinds(decide({ ...leaderCrashed(), lastAutomaticFailoverMs: NOW - 10_000 }, policy, NOW))).toEqual(["campaign"]);
   });
 

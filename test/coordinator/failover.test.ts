@@ -9,6 +9,7 @@ import { waitFor } from "../../core/clock.js";
 import { LeaderEventKind } from "../../gen/autonomy/ha/v1/leader_pb.js";
 import { RecoveryStrategy } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
+import { statusText } from "../../cli/output/status.js";
 import { Harness } from "./support/harness.js";
 import type { ScriptedAgent } from "./support/scripted-agent.js";
 
@@ -75,7 +76,8 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     expect(status.nodes.find((n) => n.nodeId === "cp-node-1")).toMatchObject({ writeReady: false, sessionLockHeld: false });
     const leaderHealth = await h.json("/v1/health/leader");
     expect(leaderHealth.body).toMatchObject({ holder_id: "cp-node-2", current_epoch: epoch + 1, session_lock_held: true, write_ready: true });
-    expect((await h.json("/v1/health/write-ready")).status).toBe(200);
+    expect(await h.json("/v1/health/write-ready")).toMatchObject({ status: 200, body: { ready: true, holder_id: "cp-node-2", epoch: epoch + 1 } });
+    expect((await h.json("/v1/health/primary")).status).toBe(200);
 
     const [done] = await h.audit("ha.failover.completed");
     expect(done).toMatchObject({ operator: "alice", reason: who.reason, node_id: "cp-node-2", epoch: epoch + 1, request_id: r.requestId });
@@ -86,7 +88,9 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
       [epoch + 1, "cp-node-2", ""],
       [epoch, "cp-node-1", "resigned"],
     ]);
-    expect(history.epochs[0]).toMatchObject({ operator: "alice", reason: who.reason });
+    // The new term was opened by this failover; the old one was ended by it: the same action, credited on both sides.
+    expect(history.epochs[0]).toMatchObject({ openedBy: "ha.failover.completed", operator: "alice", reason: who.reason, endedBy: "" });
+    expect(history.epochs[1]).toMatchObject({ endedBy: "ha.failover.completed", endOperator: "alice", endActionReason: who.reason });
     const audit = await admin.queryAudit({ type: "ha.failover.completed" });
     expect(audit.events.map((e) => e.requestId)).toEqual([r.requestId]);
     expect(audit.events[0]!.evidence).toMatchObject({ previous_holder: "cp-node-1", successor: "cp-node-2" });
@@ -96,7 +100,7 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     const { leader, rest, admin } = await clusterOf("cp-node-1", [["cp-node-2", {}], ["cp-node-3", { nofailover: true }]]);
     let e = await rejection(admin.triggerFailover({ ...who, expectedLeader: "cp-node-2" }));
     expect(e.code).toBe(Code.FailedPrecondition);
-    expect(e.rawMessage).toBe("not the leader; leader is cp-node-1");
+    expect(e.rawMessage).toBe("precondition not met: not the leader; leader is cp-node-1");
 
     e = await rejection(admin.triggerFailover({ ...who, operator: "" }));
     expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "operator is required (--operator or AUTONOMY_OPERATOR)"]);
@@ -107,7 +111,7 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     e = await rejection(admin.triggerFailover({ ...who, targetNode: "no such node!" }));
     expect(e.code).toBe(Code.InvalidArgument);
     e = await rejection(admin.triggerFailover({ ...who, targetNode: "cp-node-3" }));
-    expect([e.code, e.rawMessage]).toEqual([Code.FailedPrecondition, "cp-node-3 has nofailover set; it is never a successor"]);
+    expect([e.code, e.rawMessage]).toEqual([Code.FailedPrecondition, "precondition not met: cp-node-3 has nofailover set; it is never a successor"]);
     e = await rejection(admin.recoverSplitBrain({ ...who, strategy: RecoveryStrategy.UNSPECIFIED }));
     expect(e.code).toBe(Code.InvalidArgument);
 
@@ -116,7 +120,7 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     await waitFor(async () => (await h!.json<{ lag_status: string }>("/v1/health/replication")).body.lag_status === "critical", { timeoutMs: 5_000, what: "lag critical to be seen" });
     e = await rejection(admin.triggerFailover(who));
     expect(e.code).toBe(Code.FailedPrecondition);
-    expect(e.rawMessage).toMatch(/^replication lag critical; max replay lag 12.5s exceeds 10s on cp-node-1/);
+    expect(e.rawMessage).toMatch(/^precondition not met: replication lag critical; max replay lag 12.5s exceeds 10s on cp-node-1/);
     expect(leader.isLeader).toBe(true);
 
     const forced = await admin.triggerFailover({ ...who, force: true });
@@ -129,7 +133,7 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     await waitFor(async () => !(await admin.getStatus({})).nodes.find((n) => n.nodeId === "cp-node-1")!.connected, { timeoutMs: 5_000, what: "cp-node-1 gone" });
     e = await rejection(admin.triggerFailover(who));
     expect(e.code).toBe(Code.FailedPrecondition);
-    expect(e.rawMessage).toBe("no eligible successor: cp-node-1 is disconnected; cp-node-3 has nofailover set");
+    expect(e.rawMessage).toBe("precondition not met: no eligible successor: cp-node-1 is disconnected; cp-node-3 has nofailover set");
     expect((await h!.audit("ha.failover.completed")).map((x) => x.operator)).toEqual(["alice"]);
   });
 
@@ -141,9 +145,13 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     expect(rest[2]!.epoch).toBe(epoch + 1);
     expect(rest[0]!.isLeader || rest[1]!.isLeader).toBe(false);
     expect(rest[1]!.commands.some((c) => c.action.kind === "campaign")).toBe(false);
-    const auto = await h!.audit("ha.failover.automatic");
-    expect(auto.at(-1)).toMatchObject({ operator: "system", node_id: "cp-node-4" });
-    expect(auto.at(-1)!.reason).toMatch(/^the lock is free: order cp-node-4 to campaign above epoch/);
+    // The audit line is written beside the order, not before it: wait for it.
+    const order = await waitFor(async () => (await h!.audit("ha.failover.automatic")).find((x) => x.node_id === "cp-node-4"), {
+      timeoutMs: 5_000,
+      what: "the automatic failover of cp-node-4 in the audit",
+    });
+    expect(order).toMatchObject({ operator: "system", node_id: "cp-node-4" });
+    expect(order.reason).toMatch(/^the lock is free: order cp-node-4 to campaign above epoch/);
     await waitFor(async () => (await h!.leader().getLeader({})).leader?.holderId === "cp-node-4", { timeoutMs: 5_000, what: "GetLeader to name cp-node-4" });
   });
 
@@ -158,6 +166,17 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     expect(rest[0]!.commands).toEqual([]);
     const orders = (await h!.audit("ha.failover.automatic")).filter((e) => e.message.startsWith("ordered"));
     expect(orders).toHaveLength(1); // only the initial election
+    // Status does not vouch for a node that stopped reporting: its claims are stale, with the age of its last report.
+    const during = await admin.getStatus({});
+    const row = during.nodes.find((n) => n.nodeId === "cp-node-1")!;
+    expect(row).toMatchObject({ stale: true, sessionLockHeld: false, writeReady: false });
+    expect(Number(row.lastReportAgeMs)).toBeGreaterThanOrEqual(1_500);
+    expect(during.nodes.find((n) => n.nodeId === "cp-node-2")).toMatchObject({ stale: false });
+    expect(during).toMatchObject({ nodeId: "cp-node-1", stale: true, sessionLockHeld: false, writeReady: false, quorum: { writeReady: false } });
+    expect(during.quorum!.unknownReason).toMatch(/^leader cp-node-1 stopped reporting \d+ms ago$/);
+    expect(statusText(during).slice(1, 3)).toEqual([expect.stringMatching(/^Session lock held: {2}stale \d+s$/), expect.stringMatching(/^Write-Ready: {8}stale \d+s$/)]);
+    expect(await h!.json("/v1/health/write-ready")).toMatchObject({ status: 200, body: { ready: false, holder_id: "cp-node-1" } });
+    expect((await h!.json("/v1/health/primary")).status).toBe(503);
     leader.silent = false;
     await waitFor(async () => (await admin.getStatus({})).nodes.find((n) => n.nodeId === "cp-node-1")!.writeReady, { timeoutMs: 5_000, what: "reports again" });
 
@@ -166,6 +185,17 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     expect(rest[0]!.epoch).toBe(epoch + 1);
     const auto = await h!.audit("ha.failover.automatic");
     expect(auto.some((e) => /terminated lock session \d+ of hung leader cp-node-1/.test(e.message))).toBe(true);
+    // History: the hung term was ended by the termination, the next opened by the automatic campaign.
+    const history = await waitFor(
+      async () => {
+        const { epochs } = await admin.getHistory({});
+        return epochs[0]?.openedBy && epochs[1]?.endedBy ? epochs : undefined;
+      },
+      { timeoutMs: 5_000, what: "both actions of the automatic failover in the history" },
+    );
+    expect(history[0]).toMatchObject({ epoch: BigInt(epoch + 1), holderId: "cp-node-2", openedBy: "ha.failover.automatic", operator: "system" });
+    expect(history[1]).toMatchObject({ epoch: BigInt(epoch), holderId: "cp-node-1", endedBy: "ha.failover.automatic", endOperator: "system" });
+    expect(history[1]!.endActionReason).toMatch(/^leader cp-node-1 \(epoch \d+\) is hung: /);
   });
 
   it("a designated successor waits on the lock and takes over the moment the leader's session ends", async () => {

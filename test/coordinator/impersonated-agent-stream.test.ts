@@ -147,7 +147,7 @@ describe("over real gRPC and PostgreSQL: a second stream for a live node, and re
     const leader = await h.agent("cp-node-1");
     await leader.campaign();
     await h.agent("cp-node-2");
-    await waitFor(async () => (await h!.json("/v1/health/write-ready")).status === 200, { timeoutMs: 10_000, what: "cp-node-1 Write-Ready" });
+    await waitFor(async () => (await h!.json("/v1/health/primary")).status === 200, { timeoutMs: 10_000, what: "cp-node-1 Write-Ready" });
     const before = await dbState(h);
     const auditBefore = (await h.audit()).length;
 
@@ -160,7 +160,7 @@ describe("over real gRPC and PostgreSQL: a second stream for a live node, and re
       expect(err).toBeInstanceOf(ConnectError);
       expect((err as ConnectError).code).toBe(Code.Aborted);
       expect((err as ConnectError).rawMessage).toMatch(/^node cp-node-1 already has a live stream \(from .+, last report \d+ms ago\); a second stream is refused/);
-      observed.push((await h.json("/v1/health/write-ready")).status);
+      observed.push((await h.json("/v1/health/primary")).status);
       rogues.push(rogue);
     }
     expect(observed).toEqual([200, 200, 200]);

@@ -114,7 +114,7 @@ describe("over real PostgreSQL: a plain client takes the leader lock under cp-no
     const first = await h.agent("cp-node-1", { priority: 200 });
     await first.campaign();
     const second = await h.agent("cp-node-2", { priority: 100 });
-    await waitFor(async () => (await h!.json("/v1/health/write-ready")).status === 200, { timeoutMs: 10_000, what: "cp-node-1 Write-Ready" });
+    await waitFor(async () => (await h!.json("/v1/health/primary")).status === 200, { timeoutMs: 10_000, what: "cp-node-1 Write-Ready" });
 
     // An application role's connection, named like the leader, queues on the leader lock.
     intruder = new pgLib.Client({ connectionString: pg.primary.url(), application_name: "cp-node-1" });
@@ -140,6 +140,8 @@ describe("over real PostgreSQL: a plain client takes the leader lock under cp-no
     expect(detected!.message).toMatch(`pid ${intruderPid} (application_name "cp-node-1"`);
     // While it holds the lock nobody is leader: the cluster is not write-ready, and cp-node-1 is not blamed as a hung leader.
     expect((await h.json<{ holder_id: string }>("/v1/health/leader")).body.holder_id).toBe("");
+    expect(await h.json("/v1/health/write-ready")).toMatchObject({ status: 200, body: { ready: false, holder_id: "", reason: "no leader" } });
+    expect((await h.json("/v1/health/primary")).status).toBe(503);
 
     const [terminated] = await waitFor(async () => {
       const a = await h!.audit("ha.intruder.terminated");
@@ -153,7 +155,7 @@ describe("over real PostgreSQL: a plain client takes the leader lock under cp-no
     await waitFor(() => first.isLeader || second.isLeader, { timeoutMs: 10_000, what: "a real node leads" });
     const leader = first.isLeader ? first : second;
     await waitFor(async () => (await h!.json<{ holder_id: string }>("/v1/health/leader")).body.holder_id === leader.nodeId, { timeoutMs: 5_000, what: "the coordinator sees the real leader" });
-    expect((await h.json("/v1/health/write-ready")).status).toBe(200);
+    expect((await h.json("/v1/health/primary")).status).toBe(200);
     // Both agents' own lock sessions are alive: only the intruder was ended.
     expect((await sql.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1)", [[first.pid, second.pid]])).rows[0]).toEqual({ n: 2 });
     // The intruder opened no term, and nobody was failed over as a hung leader.

@@ -105,6 +105,8 @@ describe("coordinator split-brain detection and recovery over real gRPC and Post
     expect(r.message).toBe("elector state reset; all nodes in standby mode; trigger failover manually");
     expect([first, ...rest].map((a) => a.role)).toEqual(["held", "held", "held"]);
     await waitFor(async () => (await h.leader().getLeader({})).leader?.holderId === "", { timeoutMs: 5_000, what: "no leader" });
+    // With no leader there is no write quorum, and status says so rather than vouching for one.
+    expect((await admin.getStatus({})).quorum).toMatchObject({ writeReady: false, unknownReason: "no leader" });
     const quietSince = Date.now();
     await waitFor(() => Date.now() - quietSince > 600, { timeoutMs: 2_000, intervalMs: 50, what: "decision cycles to pass" });
     const since = [first, ...rest].flatMap((a, i) => a.commands.slice(before[i]));
@@ -113,6 +115,10 @@ describe("coordinator split-brain detection and recovery over real gRPC and Post
     const f = await admin.triggerFailover({ ...who, reason: "post-reconcile: cp-node-3 elected", targetNode: "cp-node-3" });
     expect(f.newHolder).toBe("cp-node-3");
     expect(f.message).toMatch(/^no leader held write authority; cp-node-3 acquired epoch \d+$/);
+    // The history credits each side: the reconcile ended cp-node-1's term, the failover opened cp-node-3's.
+    const [opened, ended] = (await admin.getHistory({})).epochs;
+    expect(opened).toMatchObject({ holderId: "cp-node-3", openedBy: "ha.failover.completed", reason: "post-reconcile: cp-node-3 elected", endedBy: "" });
+    expect(ended).toMatchObject({ holderId: "cp-node-1", endedBy: "ha.split_brain.recovered", endActionReason: who.reason });
     await waitFor(() => first.role === "follower" && rest[0]!.role === "follower", { timeoutMs: 5_000, what: "the others released" });
     await stopWatching();
   });

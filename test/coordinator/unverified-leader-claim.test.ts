@@ -94,8 +94,8 @@ describe("promote-leader crowns only a claim the coordinator's own database conf
       expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
       expect((err as ConnectError).rawMessage).toMatch(
         targetNode === ""
-          ? /^cannot choose the correct leader: the highest claim is not confirmed by the coordinator's database: cp-node-9 claims the lock on database 7399999999999999999\/tl1/
-          : /^cannot confirm cp-node-9 as leader: cp-node-9 claims the lock on database 7399999999999999999\/tl1, which is not the coordinator's lock database .*; nothing was changed/,
+          ? /^precondition not met: cannot choose the correct leader: the highest claim is not confirmed by the coordinator's database: cp-node-9 claims the lock on database 7399999999999999999\/tl1/
+          : /^precondition not met: cannot confirm cp-node-9 as leader: cp-node-9 claims the lock on database 7399999999999999999\/tl1, which is not the coordinator's lock database .*; nothing was changed/,
       );
     }
     expect(await snapshot(h)).toEqual(before);
@@ -127,7 +127,7 @@ describe("promote-leader crowns only a claim the coordinator's own database conf
     const before = await snapshot(h);
     const err = (await admin.recoverSplitBrain({ ...who, strategy: RecoveryStrategy.PROMOTE_LEADER, targetNode: "cp-node-9" }).catch((e: unknown) => e)) as ConnectError;
     expect(err.code).toBe(Code.FailedPrecondition);
-    expect(err.rawMessage).toMatch(new RegExp(`^cannot confirm cp-node-9 as leader: cp-node-9's lock session pid 4242 does not hold the lock in pg_locks \\(held by pid ${leader.pid} \\(cp-node-1\\)\\)`));
+    expect(err.rawMessage).toMatch(new RegExp(`^precondition not met: cannot confirm cp-node-9 as leader: cp-node-9's lock session pid 4242 does not hold the lock in pg_locks \\(held by pid ${leader.pid} \\(cp-node-1\\)\\)`));
     expect(await snapshot(h)).toEqual(before);
     expect(leader.role).toBe("leader");
   });
@@ -145,7 +145,7 @@ describe("promote-leader crowns only a claim the coordinator's own database conf
       const err = (await admin.recoverSplitBrain({ ...who, ...req }).catch((e: unknown) => e)) as ConnectError;
       expect(err).toBeInstanceOf(ConnectError);
       expect(err.code).toBe(Code.FailedPrecondition);
-      expect(err.rawMessage).toMatch(/^the audit log cannot be written \(.+\): recovery refused before acting; nothing was changed$/);
+      expect(err.rawMessage).toMatch(/^precondition not met: the audit log cannot be written \(.+\): recovery refused before acting; nothing was changed$/);
     }
     expect(await snapshot(h)).toEqual(before);
     expect(leader.role).toBe("leader");

@@ -185,8 +185,15 @@ describe.each([
     expect(old.lines.slice(0, 3), describeRun(old)).toEqual(["Role:               follower", "Session lock held:  false", "Write-Ready:        false"]);
 
     // §4: the old leader released authority.
+    // Literally: `curl -sf .../v1/health/write-ready | jq .` prints the body (200), `ready` first.
     const wr = await getJson<{ ready: boolean }>(`${leader.url}/v1/health/write-ready`);
-    expect(wr).toEqual({ status: 503, body: { ready: false } });
+    expect(wr?.status).toBe(200);
+    expect(Object.keys(wr!.body)[0]).toBe("ready");
+    expect(wr!.body).toMatchObject({ ready: false, node_id: leader.id, role: "follower" });
+    // The status-code form for load balancers: the old leader is no primary now, the new one is.
+    expect((await getJson(`${leader.url}/v1/health/primary`))?.status).toBe(503);
+    expect((await getJson(`${dev.agent(successor).url}/v1/health/primary`))?.status).toBe(200);
+    expect((await getJson(`${leader.url}/v1/health/replica`))?.status).toBe(200);
   });
 
   let second: { previous: string; epoch: number; successor: string } | undefined;
@@ -247,6 +254,22 @@ describe.each([
     ]);
     expectOk(viaNode);
     expect((JSON.parse(viaNode.stdout) as { epoch: number }[]).map((e) => e.epoch)).toEqual([first!.previousEpoch + 1, second!.epoch]);
+
+    // `ha history` credits each term to the failover that opened it and the one that ended it.
+    const history = await runCli(["ha", "history", "--orchestrator-url", dev.coordinatorUrl, "--limit", "3", "--output", "json"]);
+    expectOk(history);
+    const terms = JSON.parse(history.stdout) as Record<string, unknown>[];
+    const firstReason = `planned maintenance: OS patching on ${first!.previous}`;
+    expect(terms[0]).toMatchObject({ epoch: second!.epoch, opened_by: "ha.failover.completed", operator: OPERATOR, reason: "planned maintenance: second hop", ended_by: null });
+    expect(terms[1]).toMatchObject({
+      epoch: first!.previousEpoch + 1, opened_by: "ha.failover.completed", reason: firstReason,
+      ended_by: "ha.failover.completed", end_operator: OPERATOR, end_action_reason: "planned maintenance: second hop",
+    });
+    expect(terms[2]).toMatchObject({ epoch: first!.previousEpoch, ended_by: "ha.failover.completed", end_action_reason: firstReason });
+    const table = await runCli(["ha", "history", "--orchestrator-url", dev.coordinatorUrl, "--limit", "3"]);
+    expectOk(table);
+    expect(table.lines).toContain(`    opened by failover (${OPERATOR}): planned maintenance: second hop`);
+    expect(table.lines).toContain(`    ended by failover (${OPERATOR}): ${firstReason}`);
   });
 
   describe("refusals: exit code, one line on stderr, nothing changed", () => {
@@ -257,7 +280,7 @@ describe.each([
       const r = await runCli([
         "ha", "failover", "trigger", "--orchestrator-url", follower.url, "--operator", OPERATOR, "--reason", "planned maintenance",
       ]);
-      expectOneLineError(r, 3, new RegExp(`^autonomy ha failover trigger: refused: not the leader; leader is ${leader.id}$`));
+      expectOneLineError(r, 3, new RegExp(`^autonomy ha failover trigger: (refused: )?precondition not met: not the leader; leader is ${leader.id}$`));
       expect(await dev.coordinatorLeader()).toMatchObject({ holder_id: leader.id, current_epoch: leader.epoch, write_ready: true });
       expect(await maxEpochRow()).toEqual(before);
     });
@@ -320,7 +343,7 @@ describe.each([
         );
         const before = await maxEpochRow();
         const refused = await runCli(["ha", "failover", "trigger", "--orchestrator-url", leader.url, "--operator", OPERATOR, "--reason", "planned maintenance"]);
-        expectOneLineError(refused, 3, /^autonomy ha failover trigger: refused: replication lag critical\b/);
+        expectOneLineError(refused, 3, /^autonomy ha failover trigger: (refused: )?precondition not met: replication lag critical; /);
         expect(refused.stderr).toMatch(/--force/);
         expect(await maxEpochRow()).toEqual(before);
         expect(await dev.coordinatorLeader()).toMatchObject({ holder_id: leader.id, current_epoch: leader.epoch });

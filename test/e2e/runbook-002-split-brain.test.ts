@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../core/clock.js";
 import { describeRun, expectOk, expectOneLineError, ISO_SECONDS, labelledValues, labelsOf, runCli } from "../support/cli-run.js";
 import { alive, DevRun, type AuditLine } from "../support/dev-cluster.js";
+import { getJson } from "../support/processes.js";
 
 /*
  * Runbook 002 (split-brain detection and recovery), word for word, against a
@@ -216,7 +217,7 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
     expect(labelledValues(status.lines).get("Holder ID")).toBe("cp-node-2");
     expect(labelledValues(status.lines).get("Epoch")).toBe(String(epoch + 1));
     // The resumed stale leader fenced itself: it is not Write-Ready.
-    await waitFor(async () => (await dev.agentWriteReady(stale!))?.status === 503, { timeoutMs: 10_000, what: `${stale} to report write-ready 503` });
+    await waitFor(async () => (await dev.agentWriteReady(stale!))?.body.ready === false, { timeoutMs: 10_000, what: `${stale} to report {"ready": false}` });
     await expectSingleWriteReady("cp-node-2");
     expect((await epochs()).slice(0, 2)).toEqual([
       { epoch: epoch + 1, holder_id: "cp-node-2", open: true, end_reason: null },
@@ -292,10 +293,16 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
       },
       { timeoutMs: 10_000, what: "every node to see no leader after manual-reconcile" },
     );
-    for (const a of live) expect(await dev.agentWriteReady(a.node_id)).toEqual({ status: 503, body: { ready: false } });
+    for (const a of live) expect(await dev.agentWriteReady(a.node_id)).toMatchObject({ status: 200, body: { ready: false, node_id: a.node_id, role: "held" } });
+    // Nobody is a primary for a load balancer either.
+    for (const a of live) expect((await getJson(`${dev.agent(a.node_id).url}/v1/health/primary`))?.status).toBe(503);
     expect(await leadershipRow()).toEqual({ holder_id: null, epoch: leader.current_epoch });
     expect((await epochs()).filter((e) => e.open)).toEqual([]);
     await waitDetectFalse(dev.coordinatorUrl);
+    // Status vouches for no write quorum without a leader.
+    const leaderless = await runCli(["ha", "status", "--orchestrator-url", dev.coordinatorUrl, "--output", "json"]);
+    expectOk(leaderless);
+    expect((JSON.parse(leaderless.stdout) as { quorum: unknown }).quorum).toMatchObject({ write_ready: false, unknown_reason: "no leader" });
 
     // §4 "trigger a failover from the correct node".
     const failover = await runCli(
@@ -312,11 +319,20 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
     // Epoch+1 exactly: nobody campaigned while the cluster waited for the operator.
     expect(labelledValues(failover.lines).get("Message")).toMatch(new RegExp(`\\bcp-node-2 acquired epoch ${leader.current_epoch + 1}$`));
     expect(await dev.agentLeader("cp-node-2")).toMatchObject({ holder_id: "cp-node-2", current_epoch: leader.current_epoch + 1, session_lock_held: true, write_ready: true });
-    expect(await dev.agentWriteReady("cp-node-2")).toEqual({ status: 200, body: { ready: true } });
+    expect(await dev.agentWriteReady("cp-node-2")).toMatchObject({ status: 200, body: { ready: true, node_id: "cp-node-2", role: "leader" } });
+    expect((await getJson(`${dev.agent("cp-node-2").url}/v1/health/primary`))?.status).toBe(200);
     const status = await runCli(["ha", "status", "--orchestrator-url", node2.url]);
     expectOk(status);
     expect(status.lines.slice(0, 3)).toEqual(["Role:               leader", "Session lock held:  true", "Write-Ready:        true"]);
     await expectSingleWriteReady("cp-node-2");
+    // History: the reconcile ended the old term, the operator's failover opened the new one.
+    const history = await runCli(["ha", "history", "--orchestrator-url", dev.coordinatorUrl, "--limit", "2", "--output", "json"]);
+    expectOk(history);
+    const [opened, ended] = JSON.parse(history.stdout) as Record<string, unknown>[];
+    expect(opened).toMatchObject({
+      epoch: leader.current_epoch + 1, holder_id: "cp-node-2", opened_by: "ha.failover.completed", reason: "post-reconcile: node-2 elected as correct leader", ended_by: null,
+    });
+    expect(ended).toMatchObject({ epoch: leader.current_epoch, ended_by: "ha.split_brain.recovered", end_action_reason: "investigating both nodes before choosing leader" });
     reconciled = { epoch: leader.current_epoch + 1 };
   });
 

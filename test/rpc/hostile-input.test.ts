@@ -113,9 +113,11 @@ describe("enums and numbers outside what any agent sends are refused and change 
 
     const after = (await admin.getStatus({})).nodes.find((n) => n.nodeId === nodeId)!;
     // What the node last reported stands; only the connection is gone.
-    const reported = ({ connected: _c, role: _r, ...rest }: typeof after) => rest;
+    // What the node reported is unchanged; what the coordinator observes of its stream (connected, stale, age) is not.
+    const reported = ({ connected: _c, role: _r, stale: _s, lastReportAgeMs: _a, ...rest }: typeof after) => rest;
     expect(reported(after)).toEqual(reported(before));
     expect(after.connected).toBe(false);
+    expect(after.stale).toBe(true);
     expect(after.priority).toBe(5);
   });
 });
