@@ -7,7 +7,7 @@ import { fromConnectError } from "../rpc/status.js";
 import { ErrorCode } from "../core/errors.js";
 import { CALLER_HEADER } from "../core/metadata.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
-import { CliExit } from "./ha-options.js";
+import { CliExit, type FailureCode } from "./failure.js";
 import { oneLine } from "./output/format.js";
 
 /*
@@ -66,26 +66,22 @@ export interface CallInfo {
   readonly mutating: boolean;
 }
 
-/** Turns whatever a call threw into the line and exit code the user sees. */
+/** Turns whatever a call threw into the failure (line and exit code) the user sees. */
 export function rpcFailure(err: unknown, call: CallInfo): CliExit {
   const where = `the orchestrator at ${call.url}`;
-  const prefix = `autonomy ${call.command}: `;
+  const fail = (code: FailureCode, message: string, exitCode: number = ExitCode.Failed) => new CliExit({ command: call.command, code, message, exitCode });
   if (err instanceof ConnectError) {
     // A transport failure carries the socket error as its cause; an UNAVAILABLE
     // sent by a server (e.g. an agent that cannot reach its coordinator) does not.
-    const fromSocket = err.cause instanceof Error && !(err.cause instanceof ConnectError);
-    if (err.code === Code.Unavailable && fromSocket) {
-      return new CliExit(`${prefix}cannot reach ${where}: ${oneLine(err.rawMessage)}; check --orchestrator-url / ${URL_ENV}`, ExitCode.Failed);
+    if (isTransportFailure(err)) {
+      return fail("unreachable", `cannot reach ${where}: ${oneLine(err.rawMessage)}; check --orchestrator-url / ${URL_ENV}`);
     }
     if (err.code === Code.Unimplemented) {
-      return new CliExit(
-        `${prefix}${where} does not serve this call (${oneLine(err.rawMessage)}); is --orchestrator-url an autonomy coordinator or agent?`,
-        ExitCode.Failed,
-      );
+      return fail("not_served", `${where} does not serve this call (${oneLine(err.rawMessage)}); is --orchestrator-url an autonomy coordinator or agent?`);
     }
     if (err.code === Code.DeadlineExceeded) {
       const after = call.mutating ? '; the request may still complete: check "autonomy ha status"' : "";
-      return new CliExit(`${prefix}no answer from ${where} within ${call.timeoutMs / 1000}s${after}`, ExitCode.Failed);
+      return fail("timeout", `no answer from ${where} within ${call.timeoutMs / 1000}s${after}`);
     }
   }
   const e = fromConnectError(err);
@@ -94,17 +90,22 @@ export function rpcFailure(err: unknown, call: CallInfo): CliExit {
     case ErrorCode.FailedPrecondition:
     case ErrorCode.Aborted:
       // The runbooks' 409s: the server checked and said no; nothing changed.
-      return new CliExit(`${prefix}refused: ${message}`, ExitCode.Refused);
+      return fail("refused", message, ExitCode.Refused);
     case ErrorCode.InvalidArgument:
-      return new CliExit(`${prefix}invalid request: ${message}`, ExitCode.Usage);
+      return fail("invalid_request", message, ExitCode.Usage);
     case ErrorCode.NotFound:
-      return new CliExit(`${prefix}not found: ${message}`, ExitCode.Failed);
+      return fail("not_found", message);
     case ErrorCode.Unauthenticated:
     case ErrorCode.PermissionDenied:
-      return new CliExit(`${prefix}not allowed: ${message}`, ExitCode.Failed);
+      return fail("not_allowed", message);
     case ErrorCode.Unavailable:
-      return new CliExit(`${prefix}unavailable: ${message}`, ExitCode.Failed);
+      return fail("unavailable", message);
     default:
-      return new CliExit(`${prefix}${message}`, ExitCode.Failed);
+      return fail("failed", message);
   }
+}
+
+/** UNAVAILABLE raised by the client's own socket (refused, reset, DNS), not sent by a server. */
+export function isTransportFailure(err: ConnectError): boolean {
+  return err.code === Code.Unavailable && err.cause instanceof Error && !(err.cause instanceof ConnectError);
 }

@@ -70,7 +70,8 @@ async function fromDir(dir: string, filter: AuditFilter): Promise<AuditRecord[]>
     if (!(await stat(dir)).isDirectory()) throw new Error("not a directory");
     result = await readAuditEvents(dir, filter);
   } catch (err) {
-    throw new CliExit(`autonomy ${spec.command}: cannot read audit dir ${dir}: ${describeError(err)}; check --audit-dir / ${DIR_ENV}`, ExitCode.Failed);
+    const message = `cannot read audit dir ${dir}: ${describeError(err)}; check --audit-dir / ${DIR_ENV}`;
+    throw new CliExit({ command: spec.command, code: "failed", message, exitCode: ExitCode.Failed });
   }
   if (result.files === 0) process.stderr.write(`autonomy ${spec.command}: no *.jsonl files in ${dir}\n`);
   if (result.skippedLines > 0) process.stderr.write(`autonomy ${spec.command}: skipped ${result.skippedLines} line(s) that are not JSON\n`);

@@ -40,7 +40,8 @@ const trigger: Subcommand = {
         });
       emit(output, () => failoverText(result), () => failoverJson(result));
       if (!result.success) {
-        throw new CliExit(`autonomy ${spec.command}: failover did not complete: ${oneLine(result.message)}`, ExitCode.Failed);
+        const message = `failover did not complete: ${oneLine(result.message)}`;
+        throw new CliExit({ command: spec.command, code: "incomplete", message, exitCode: ExitCode.Failed });
       }
       return ExitCode.Ok;
     }),

@@ -1,10 +1,13 @@
+import { closest } from "../core/did-you-mean.js";
 import { ExitCode } from "./exit-codes.js";
-import { textOf } from "./output/format.js";
+import { writeFailure } from "./failure.js";
+import { oneLine, textOf } from "./output/format.js";
 
 /*
  * Command groups (`autonomy ha`, `autonomy ha failover`, `autonomy audit`):
  * the first word picks a subcommand; --help lists them; anything else is a
- * usage error (exit 2) that says where to find the list.
+ * usage error (exit 2) that says where to find the list, and which command
+ * was probably meant when one is close.
  */
 
 export interface Subcommand {
@@ -39,13 +42,14 @@ export function group(path: string, summary: string, description: string, childr
         return ExitCode.Ok;
       }
       if (first === undefined) {
-        process.stderr.write(`autonomy ${path}: missing command; one of ${children.map((c) => c.name).join(", ")}\n`);
-        return ExitCode.Usage;
+        const message = `missing command; one of ${children.map((c) => c.name).join(", ")}`;
+        return writeFailure({ command: path, code: "usage", message, exitCode: ExitCode.Usage });
       }
       const child = children.find((c) => c.name === first);
       if (!child) {
-        process.stderr.write(`autonomy ${path}: unknown command "${first}"; run "autonomy ${path} --help" for the list\n`);
-        return ExitCode.Usage;
+        const hint = closest(first, children.map((c) => c.name));
+        const message = `unknown command "${oneLine(first)}"${hint ? ` (did you mean "${hint}"?)` : ""}; run "autonomy ${path} --help" for the list`;
+        return writeFailure({ command: path, code: "usage", message, exitCode: ExitCode.Usage });
       }
       return child.run(rest);
     },

@@ -1,25 +1,18 @@
 import { parseFlags, type OptionSpec } from "./args.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
+import { CliExit, writeFailure } from "./failure.js";
 import { jsonText, textOf } from "./output/format.js";
 import type { ClientCredentials } from "../rpc/client.js";
 import { loadClientTls } from "../rpc/auth/tls.js";
 
+export { CliExit } from "./failure.js";
+
 /*
  * What every `autonomy ha …` and `autonomy audit …` leaf shares: --help,
  * --output text|json, --orchestrator-url, the operator/reason rule for
- * mutations, and one way to end with a one-line error and an exit code.
+ * mutations, and one way to end with a one-line error (a JSON object with
+ * --output json) and an exit code.
  */
-
-/** Ends a command: `line` goes to stderr as is, `code` becomes the exit code. */
-export class CliExit extends Error {
-  override readonly name = "CliExit";
-  constructor(
-    readonly line: string,
-    readonly code: number,
-  ) {
-    super(line);
-  }
-}
 
 export type Output = "text" | "json";
 
@@ -71,6 +64,7 @@ export function leafHelp<O extends OptionSpec>(spec: LeafSpec<O>): string {
     ...(spec.notes && spec.notes.length > 0 ? ["", ...spec.notes] : []),
     "",
     "Exit codes: 0 ok, 1 failed, 2 usage, 3 refused by a precondition (the runbooks' 409).",
+    "With --output json, an error is one JSON object on stderr: {\"error\":{\"code\",\"exit_code\",\"message\",\"command\"}}.",
   ]);
 }
 
@@ -89,7 +83,7 @@ export interface LeafContext<O extends OptionSpec> {
 
 /**
  * Parses flags (usage errors propagate to main, exit 2), prints --help, and
- * turns a thrown CliExit into its line on stderr and its exit code.
+ * turns a thrown CliExit into its line (or JSON object) on stderr and its exit code.
  */
 export async function runLeaf<O extends OptionSpec>(
   spec: LeafSpec<O>,
@@ -107,10 +101,7 @@ export async function runLeaf<O extends OptionSpec>(
     const credentials = spec.noUrl ? {} : cliCredentials(spec.command, values as Record<string, string | undefined>);
     return await body({ values, output, env: process.env, credentials });
   } catch (err) {
-    if (err instanceof CliExit) {
-      process.stderr.write(`${err.line}\n`);
-      return err.code;
-    }
+    if (err instanceof CliExit) return writeFailure(err.failure);
     throw err;
   }
 }
@@ -156,12 +147,10 @@ export function operatorAndReason(
 ): { operator: string; reason: string } {
   const operator = (values.operator ?? env[OPERATOR_ENV] ?? "").trim();
   const reason = (values.reason ?? "").trim();
-  const prefix = `autonomy ${command}: `;
-  if (!operator && !reason) {
-    throw new CliExit(`${prefix}--operator (or ${OPERATOR_ENV}) and --reason are required: the audit log records who asked and why`, ExitCode.Usage);
-  }
-  if (!operator) throw new CliExit(`${prefix}--operator is required (or set ${OPERATOR_ENV}): the audit log records who asked`, ExitCode.Usage);
-  if (!reason) throw new CliExit(`${prefix}--reason is required: say why; it goes in the audit log`, ExitCode.Usage);
+  const usage = (message: string) => new CliExit({ command, code: "usage", message, exitCode: ExitCode.Usage });
+  if (!operator && !reason) throw usage(`--operator (or ${OPERATOR_ENV}) and --reason are required: the audit log records who asked and why`);
+  if (!operator) throw usage(`--operator is required (or set ${OPERATOR_ENV}): the audit log records who asked`);
+  if (!reason) throw usage("--reason is required: say why; it goes in the audit log");
   return { operator, reason };
 }
 

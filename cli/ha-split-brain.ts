@@ -12,15 +12,19 @@ const READ_TIMEOUT_MS = 10_000;
 /** Recovery resigns nodes and may wait for a stale session to be terminated. */
 const RECOVER_TIMEOUT_MS = 60_000;
 
+const detectOptions = { "exit-status": { type: "boolean" } } as const;
+
 const detectSpec = {
   command: "ha split-brain detect",
-  usage: "[--orchestrator-url URL] [--output text|json]",
+  usage: "[--exit-status] [--orchestrator-url URL] [--output text|json]",
   summary:
     "Evaluate every split-brain criterion across all nodes at once: epoch divergence, holder mismatch, unclosed epochs, and more than one lock holder, Write-Ready node or writable primary.",
-  options: {},
-  flags: [],
-  notes: ["Exit 0 whether or not a split-brain is found; read split_brain_detected (JSON) or \"Split-Brain Detected:\" (text)."],
-} as const satisfies LeafSpec<Record<string, never>>;
+  options: detectOptions,
+  flags: [["--exit-status", "exit 4 when a split-brain is detected, 0 when not (for scripts and monitors)"]],
+  notes: [
+    "Without --exit-status, exit 0 whether or not a split-brain is found; read split_brain_detected (JSON) or \"Split-Brain Detected:\" (text).",
+  ],
+} as const satisfies LeafSpec<typeof detectOptions>;
 
 const detect: Subcommand = {
   name: "detect",
@@ -34,7 +38,8 @@ const detect: Subcommand = {
           throw rpcFailure(err, { command: detectSpec.command, url, timeoutMs: READ_TIMEOUT_MS, mutating: false });
         });
       emit(output, () => detectText(result), () => detectJson(result));
-      return ExitCode.Ok;
+      // Opt-in, so scripts that read the output keep their exit 0 either way.
+      return values["exit-status"] && result.splitBrainDetected ? ExitCode.SplitBrainDetected : ExitCode.Ok;
     }),
 };
 
@@ -62,10 +67,10 @@ const recoverSpec = {
 } as const satisfies LeafSpec<typeof recoverOptions>;
 
 function strategyOf(raw: string | undefined): RecoveryStrategy {
-  const prefix = `autonomy ${recoverSpec.command}: `;
-  if (raw === undefined || raw === "") throw new CliExit(`${prefix}--strategy is required: one of ${strategyNames}`, ExitCode.Usage);
+  const usage = (message: string) => new CliExit({ command: recoverSpec.command, code: "usage", message, exitCode: ExitCode.Usage });
+  if (raw === undefined || raw === "") throw usage(`--strategy is required: one of ${strategyNames}`);
   const found = STRATEGIES.find(([n]) => n === raw);
-  if (!found) throw new CliExit(`${prefix}unknown --strategy "${raw}"; valid strategies: ${strategyNames}`, ExitCode.Usage);
+  if (!found) throw usage(`unknown --strategy "${raw}"; valid strategies: ${strategyNames}`);
   return found[1];
 }
 
@@ -86,7 +91,8 @@ const recover: Subcommand = {
       if (!result.strategy) result.strategy = values.strategy ?? "";
       emit(output, () => recoverText(result), () => recoverJson(result));
       if (!result.success) {
-        throw new CliExit(`autonomy ${recoverSpec.command}: recovery did not complete: ${oneLine(result.message)}`, ExitCode.Failed);
+        const message = `recovery did not complete: ${oneLine(result.message)}`;
+        throw new CliExit({ command: recoverSpec.command, code: "incomplete", message, exitCode: ExitCode.Failed });
       }
       return ExitCode.Ok;
     }),

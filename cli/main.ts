@@ -1,10 +1,14 @@
 import { describeError, ErrorCode, HaError } from "../core/errors.js";
+import { closest } from "../core/did-you-mean.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
 import { commands, helpText } from "./commands.js";
+import { CliExit, setErrorFormat, wantsJson, writeFailure } from "./failure.js";
+import { oneLine } from "./output/format.js";
 
 /**
  * `autonomy <command> [subcommand] [flags]`. Each command prints its own
- * `--help`; errors are one line on stderr with the exit codes of exit-codes.ts.
+ * `--help`; errors are one line on stderr (one JSON object with --output json)
+ * with the exit codes of exit-codes.ts.
  */
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -18,28 +22,42 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {
-    process.stderr.write(`autonomy: unknown command "${name}"; run "autonomy --help" for the list\n`);
-    return ExitCode.Usage;
+    const hint = closest(name, commands.map((c) => c.name));
+    return writeFailure({
+      command: "",
+      code: "usage",
+      message: `unknown command "${oneLine(name)}"${hint ? ` (did you mean "${hint}"?)` : ""}; run "autonomy --help" for the list`,
+      exitCode: ExitCode.Usage,
+    });
   }
   return command.run(rest);
 }
+
+setErrorFormat(wantsJson(process.argv.slice(2)) ? "json" : "text");
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
+    if (err instanceof CliExit) {
+      process.exitCode = writeFailure(err.failure);
+      return;
+    }
     if (err instanceof UsageError) {
-      process.stderr.write(`autonomy ${err.command}: ${err.message}\nRun "autonomy ${err.command} --help" for usage.\n`);
-      process.exitCode = ExitCode.Usage;
+      process.exitCode = writeFailure({
+        command: err.command,
+        code: "usage",
+        message: err.message,
+        exitCode: ExitCode.Usage,
+        hint: `Run "autonomy ${err.command} --help" for usage.`,
+      });
       return;
     }
     if (err instanceof HaError && err.code === ErrorCode.InvalidArgument) {
-      process.stderr.write(`autonomy: ${err.message}\n`);
-      process.exitCode = ExitCode.Usage;
+      process.exitCode = writeFailure({ command: "", code: "usage", message: err.message, exitCode: ExitCode.Usage });
       return;
     }
-    process.stderr.write(`autonomy: ${describeError(err)}\n`);
-    process.exitCode = ExitCode.Failed;
+    process.exitCode = writeFailure({ command: "", code: "failed", message: describeError(err), exitCode: ExitCode.Failed });
   },
 );

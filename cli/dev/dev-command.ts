@@ -1,7 +1,9 @@
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join, relative, resolve } from "node:path";
+import { HaAdminService } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { LeaderService } from "../../gen/autonomy/ha/v1/leader_pb.js";
+import { systemClock } from "../../core/clock.js";
 import { describeError } from "../../core/errors.js";
 import { clientFor } from "../../rpc/client.js";
 import { intFlag, parseFlags } from "../args.js";
@@ -9,6 +11,9 @@ import type { Command } from "../commands.js";
 import { ExitCode, UsageError } from "../exit-codes.js";
 import { DevCluster, type DevDescription } from "./dev-cluster.js";
 import { takeDevLock } from "./dev-lock.js";
+import { followStream } from "../follow-stream.js";
+import { kindName } from "../output/watch.js";
+import { RECENT_EVENTS, redraw, renderLiveView, type LiveEvent, type LiveView } from "./live-view.js";
 
 const HELP = `Usage: autonomy dev [--agents N] [--data-dir DIR] [--coordinator-port PORT] [--agent-base-port PORT] [--host HOST] [--secure]
 
@@ -16,8 +21,12 @@ Starts a real local cluster and keeps it running until Ctrl-C:
 a PostgreSQL primary and a streaming standby, a coordinator, N agents
 (cp-node-1..N, priorities N*100..100) and a demo control-plane workload doing
 fenced writes into promotion_decisions. Prints where everything listens and
-what to try next, follows the leader, and writes a description of everything
-it started to DIR/dev.json. Ctrl-C or SIGTERM stops everything in order.
+what to try next, and writes a description of everything it started to
+DIR/dev.json. On a terminal it then shows a live view (leader, epoch, every
+node's role, lag, health and connection, recent events), redrawn in place;
+otherwise it prints a line per leader change. DIR/bin holds an \`autonomy\`
+link: put it on PATH to run the CLI from any shell or script. Ctrl-C or
+SIGTERM stops everything in order.
 
 Flags:
   --agents N               number of agents (default 3, 1-9)
@@ -91,7 +100,8 @@ export const devCommand: Command = {
       return ExitCode.Failed;
     }
     writeFileSync(describePath, JSON.stringify(description, null, 2) + "\n");
-    process.stdout.write(banner(description, show));
+    const binDir = linkBin(dataDir);
+    process.stdout.write(banner(description, show, binDir));
 
     const follow = new AbortController();
     const following = followLeader(description.orchestrator_url, cluster, follow.signal);
@@ -105,6 +115,21 @@ export const devCommand: Command = {
 
 const BIN = new URL("../../bin/autonomy.js", import.meta.url).pathname;
 
+/**
+ * DIR/bin/autonomy → bin/autonomy.js, for `export PATH=DIR/bin:$PATH`. An
+ * alias works only in the interactive shell that defined it, and npm does not
+ * link a package's own bin into its node_modules/.bin; a directory on PATH
+ * works in every shell and script.
+ */
+function linkBin(dataDir: string): string {
+  const dir = join(dataDir, "bin");
+  mkdirSync(dir, { recursive: true });
+  const link = join(dir, "autonomy");
+  rmSync(link, { force: true });
+  symlinkSync(BIN, link);
+  return dir;
+}
+
 /** Who is at the keyboard, for the AUTONOMY_OPERATOR line to paste. */
 function operatorName(): string {
   try {
@@ -114,7 +139,7 @@ function operatorName(): string {
   }
 }
 
-function banner(d: DevDescription, show: (p: string) => string): string {
+function banner(d: DevDescription, show: (p: string) => string, binDir: string): string {
   const [primary, standby] = d.postgres;
   const rows: [string, string][] = [
     ["PostgreSQL primary", primary!.url],
@@ -135,7 +160,7 @@ function banner(d: DevDescription, show: (p: string) => string): string {
     ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
     "",
     "Try, in another terminal:",
-    `  alias autonomy='node ${BIN}'`,
+    `  export PATH="${binDir}:$PATH"`,
     `  export AUTONOMY_ORCHESTRATOR_URL=${d.orchestrator_url} AUTONOMY_OPERATOR=${operatorName()} AUTONOMY_AUDIT_DIR=${d.audit_dir}`,
     ...(d.security
       ? [
@@ -160,35 +185,59 @@ function banner(d: DevDescription, show: (p: string) => string): string {
   ].join("\n");
 }
 
-/** Prints a line per leader change, and a live status line on a terminal. */
+/**
+ * Follows the leader stream: on a terminal, a live view redrawn in place every
+ * second and on every leader event; otherwise a line per leader change.
+ */
 async function followLeader(url: string, cluster: DevCluster, signal: AbortSignal): Promise<void> {
   const tty = process.stdout.isTTY === true;
-  let status = "";
   const counters = () => {
     const c = cluster.counters;
     return c ? `fenced writes ${c.written}, stale-epoch rejections ${c.staleRejected}` : "";
   };
-  const redraw = () => tty && process.stdout.write(`\r\x1b[2K${status} · ${counters()}`);
-  const timer = tty ? setInterval(redraw, 1_000) : undefined;
   const leaders = clientFor(LeaderService, url, { credentials: cluster.credentials });
+  const events: LiveEvent[] = [];
+  let view: LiveView = { events };
+  let drawn = 0;
+  const draw = () => {
+    if (!tty || signal.aborted) return;
+    const lines = renderLiveView({ ...view, events, counters: cluster.counters }, new Date());
+    process.stdout.write(redraw(drawn, lines));
+    drawn = lines.length;
+  };
+  const poller = tty ? pollStatus(url, cluster, signal, (update) => ((view = { ...view, ...update }), draw())) : undefined;
+  await followStream({
+    open: (s) => leaders.watchLeader({}, { signal: s }),
+    signal,
+    retryFirst: true,
+    onEvent: (e) => {
+      const l = e.leader;
+      const at = new Date();
+      const status = l?.holderId
+        ? `[${at.toISOString().slice(11, 19)}] leader ${l.holderId}, epoch ${l.epoch}, ${l.writeReady ? "Write-Ready" : "not Write-Ready"}`
+        : `[${at.toISOString().slice(11, 19)}] no leader`;
+      if (!tty) {
+        process.stdout.write(`${status}${e.message ? ` — ${e.message}` : ""} (${counters()})\n`);
+        return;
+      }
+      events.push({ at, kind: kindName(e.kind), message: e.message });
+      events.splice(0, Math.max(0, events.length - RECENT_EVENTS));
+      draw();
+    },
+  }).catch(() => undefined);
+  await poller;
+}
+
+/** GetStatus every second while the signal lasts, for the live view. */
+async function pollStatus(url: string, cluster: DevCluster, signal: AbortSignal, update: (v: Partial<LiveView>) => void): Promise<void> {
+  const admin = clientFor(HaAdminService, url, { credentials: cluster.credentials, timeoutMs: 2_000 });
   while (!signal.aborted) {
     try {
-      for await (const e of leaders.watchLeader({}, { signal })) {
-        const l = e.leader;
-        const at = new Date().toISOString().slice(11, 19);
-        status = l?.holderId
-          ? `[${at}] leader ${l.holderId}, epoch ${l.epoch}, ${l.writeReady ? "Write-Ready" : "not Write-Ready"}`
-          : `[${at}] no leader`;
-        const line = `${status}${e.message ? ` — ${e.message}` : ""}`;
-        if (tty) process.stdout.write(`\r\x1b[2K${line}\n`);
-        else process.stdout.write(`${line} (${counters()})\n`);
-        redraw();
-      }
-    } catch {
-      if (signal.aborted) break;
-      await new Promise((r) => setTimeout(r, 500));
+      update({ status: await admin.getStatus({}, { signal }), statusError: undefined });
+    } catch (err) {
+      if (signal.aborted) return;
+      update({ statusError: describeError(err) });
     }
+    await systemClock.sleep(1_000, signal).catch(() => undefined);
   }
-  clearInterval(timer);
-  if (tty) process.stdout.write("\n");
 }

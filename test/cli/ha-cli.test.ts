@@ -4,10 +4,13 @@ import { failedPrecondition, invalidArgument } from "../../core/errors.js";
 import { RecoveryStrategy } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { LeaderEventKind } from "../../gen/autonomy/ha/v1/leader_pb.js";
 import { freePort } from "../../pgcluster/index.js";
+import { waitFor } from "../../core/clock.js";
 import { SEED_STATUS_TEXT, at, seedDetect, seedFailover, seedRecover, statusWithNodes } from "./fixtures.js";
 import { OrchestratorStub, runCli, startCli } from "./orchestrator-stub.js";
 
 /* The operator commands of runbooks 000 and 002, run as real child processes against a scripted orchestrator. */
+
+const ISO = "\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z";
 
 let stub: OrchestratorStub;
 let url: string;
@@ -262,7 +265,7 @@ describe("autonomy ha pause, resume and history", () => {
     });
     const r = await runCli(["ha", "history", "--orchestrator-url", url, "--limit", "5"]);
     expect(r.code).toBe(0);
-    expect(r.stdout.split("\n")[0]).toBe("EPOCH  HOLDER     ACQUIRED              RESIGNED              END REASON  OPERATOR  REASON");
+    expect(r.stdout.split("\n")[0]).toBe("EPOCH  HOLDER     ACQUIRED              RESIGNED              END REASON");
     expect(stub.callsOf("getHistory")[0]?.request.limit).toBe(5);
     const json = await runCli(["ha", "history", "--orchestrator-url", url, "--output", "json"]);
     expect(JSON.parse(json.stdout).map((e: { epoch: number }) => e.epoch)).toEqual([8, 7]);
@@ -313,11 +316,28 @@ describe("autonomy ha watch", () => {
     ]);
   });
 
-  it("says so, exit 1, when the server ends the stream", async () => {
+  it("says on stderr that it lost the stream when the server ends it, reconnects, and prints the fresh snapshot", async () => {
     stub.script.watch = { events: [events[0]!], end: true };
-    const r = await runCli(["ha", "watch", "--orchestrator-url", url]);
+    const child = startCli(["ha", "watch", "--orchestrator-url", url]);
+    let out = "";
+    let stderr = "";
+    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+    await waitFor(() => stderr.includes("resumed the leader stream") && out.split("\n").length > 2, { timeoutMs: 15_000, what: "a resumed stream" });
+    child.kill("SIGINT");
+    const [code] = (await once(child, "exit")) as [number | null];
+    expect(code).toBe(0);
+    const [lost, resumed] = stderr.split("\n");
+    expect(lost).toMatch(new RegExp(`^autonomy ha watch: lost the leader stream from ${url} at ${ISO} \\(the server closed the stream\\); reconnecting$`));
+    expect(resumed).toMatch(new RegExp(`^autonomy ha watch: resumed the leader stream at ${ISO} after 1 attempt\\(s\\), [\\d.]+s without it; changes in between may have been missed`));
+    expect(out.split("\n").slice(0, 2).every((l) => l.includes(" snapshot "))).toBe(true);
+    expect(stub.callsOf("watchLeader").length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("fails at once, exit 1, when the orchestrator cannot be reached at the start", async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const r = await runCli(["ha", "watch", "--orchestrator-url", closed]);
     expect(r.code).toBe(1);
-    expect(r.stdout.split("\n")).toHaveLength(2);
-    expect(r.stderr).toBe(`autonomy ha watch: the orchestrator at ${url} closed the leader stream; run the command again to resume\n`);
+    expect(r.stderr).toMatch(/^autonomy ha watch: cannot reach the orchestrator at .*ECONNREFUSED/);
   });
 });

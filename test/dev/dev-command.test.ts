@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,8 +48,21 @@ describe("autonomy dev (npm start)", () => {
     expect(pids.every(alive)).toBe(true);
     expect(dev.output.join("\n")).toContain(`export AUTONOMY_ORCHESTRATOR_URL=${d.orchestrator_url}`);
 
+    // The PATH line it prints works from any directory, in a non-interactive shell (where an alias would not).
+    expect(dev.output.join("\n")).toContain(`export PATH="${join(dataDir, "bin")}:$PATH"`);
+    const fromScript = await new Promise<{ code: number | null; stdout: string }>((done) =>
+      execFile("sh", ["-c", `export PATH="${join(dataDir, "bin")}:$PATH"; autonomy --version`], { cwd: tmpdir() }, (err, stdout) =>
+        done({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout }),
+      ),
+    );
+    expect(fromScript).toEqual({ code: 0, stdout: expect.stringMatching(/^autonomy \S+\n$/) });
+
     // The cluster really works: one Write-Ready leader, seen through the coordinator too.
-    const leader = await waitFor(async () => (await getJson<{ holder_id: string; write_ready: boolean }>(`${d.orchestrator_url}/v1/health/leader`))?.body, {
+    // dev.json is written once every process answers; the first election may still be under way.
+    const leader = await waitFor(async () => {
+      const body = (await getJson<{ holder_id: string; write_ready: boolean }>(`${d.orchestrator_url}/v1/health/leader`))?.body;
+      return body?.holder_id ? body : undefined;
+    }, {
       timeoutMs: 20_000,
       what: "the coordinator to know the leader",
     });
