@@ -1,84 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { AgentService, type ConnectResponseSchema } from "../../gen/autonomy/ha/v1/agent_pb.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
 import { waitFor } from "../../core/clock.js";
-import { silentLogger } from "../../core/log.js";
-import type { CommandOutcome, NodeReport } from "../../core/model.js";
+import type { CommandOutcome } from "../../core/model.js";
 import { MAX_EPOCH_JUMP } from "../../db/leadership.js";
-import { HttpRouter } from "../../rpc/http-router.js";
-import { serve, type RunningServer } from "../../rpc/server.js";
-import { registration } from "../../rpc/service-adapter.js";
-import { ackFromWire, reportFromWire } from "../../rpc/wire.js";
 import { AgentProcess } from "../support/agents.js";
+import { ScriptedCoordinator } from "../support/scripted-coordinator.js";
 
-type Outgoing = MessageInitShape<typeof ConnectResponseSchema>;
-
-/** A hostile coordinator: it records what the agent says and sends whatever the test writes, raw. */
-class FakeCoordinator {
-  readonly reports: NodeReport[] = [];
-  readonly acks: CommandOutcome[] = [];
-  private readonly outbox: Outgoing[] = [];
-  private wake: (() => void) | undefined;
-  server!: RunningServer;
-
-  async start(): Promise<void> {
-    this.server = await serve({
-      host: "127.0.0.1",
-      port: 0,
-      log: silentLogger(),
-      http: new HttpRouter(),
-      services: [registration(AgentService, { connect: (requests, ctx) => this.connect(requests, ctx) })],
-    });
-  }
-
-  private async *connect(
-    requests: AsyncIterable<{ message: { case: string | undefined; value?: unknown } }>,
-    ctx: { metadata: ReadonlyMap<string, string>; signal: AbortSignal },
-  ): AsyncIterable<Outgoing> {
-    void (async () => {
-      for await (const req of requests) {
-        if (req.message.case === "report") this.reports.push(reportFromWire("cp-node-1", req.message.value as never));
-        if (req.message.case === "ack") this.acks.push(ackFromWire(req.message.value as never));
-      }
-    })().catch(() => undefined);
-    while (!ctx.signal.aborted) {
-      const next = this.outbox.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        ctx.signal.addEventListener("abort", () => resolve(), { once: true });
-      });
-    }
-  }
-
-  send(message: Outgoing): void {
-    this.outbox.push(message);
-    this.wake?.();
-  }
-
-  /** Sends a Campaign with a raw uint64 floor, for the given command epoch; resolves with the ack. */
-  campaign(commandId: string, epoch: bigint, epochFloor: bigint): Promise<CommandOutcome> {
-    this.send({ message: { case: "command", value: { commandId, epoch, reason: "forged", action: { case: "campaign", value: { epochFloor, waitMs: 0 } } } } });
-    return waitFor(() => this.acks.find((a) => a.commandId === commandId), { timeoutMs: 10_000, what: `ack of ${commandId}` });
-  }
-
-  latest(): NodeReport | undefined {
-    return this.reports[this.reports.length - 1];
-  }
+/** A hostile coordinator's Campaign with a raw uint64 floor, for the given command epoch; resolves with the ack. */
+function campaign(coordinator: ScriptedCoordinator, commandId: string, epoch: bigint, epochFloor: bigint): Promise<CommandOutcome> {
+  coordinator.send({ message: { case: "command", value: { commandId, epoch, reason: "forged", action: { case: "campaign", value: { epochFloor, waitMs: 0 } } } } });
+  return coordinator.ack(commandId);
 }
 
 describe("an agent refuses a Campaign whose epoch_floor is out of bounds", () => {
   let cluster: PgCluster;
-  let coordinator: FakeCoordinator;
+  let coordinator: ScriptedCoordinator;
   let agent: AgentProcess;
 
   beforeAll(async () => {
     cluster = await startPgCluster({ standbys: 0 });
-    coordinator = new FakeCoordinator();
+    coordinator = new ScriptedCoordinator();
     await coordinator.start();
     agent = await AgentProcess.start({ nodeId: "cp-node-1", databaseUrl: cluster.primary.url(), coordinatorUrl: coordinator.server.url });
   });
@@ -103,10 +44,10 @@ describe("an agent refuses a Campaign whose epoch_floor is out of bounds", () =>
     const sessions = await lockSessions();
     const before = await database();
 
-    const huge = await coordinator.campaign("c-huge", 1n, 2n ** 64n - 1n);
+    const huge = await campaign(coordinator, "c-huge", 1n, 2n ** 64n - 1n);
     expect(huge.result).toBe("refused");
     expect(huge.message).toMatch(/^campaign refused: epoch_floor \d+ is not an epoch: it must be a whole number from 0 to 9223372036854775807 \(bigint\)$/);
-    const far = await coordinator.campaign("c-far", 1n, BigInt(1 + MAX_EPOCH_JUMP + 1));
+    const far = await campaign(coordinator, "c-far", 1n, BigInt(1 + MAX_EPOCH_JUMP + 1));
     expect(far).toMatchObject({
       result: "refused",
       message: `campaign refused: epoch_floor ${2 + MAX_EPOCH_JUMP} is more than ${MAX_EPOCH_JUMP} above epoch 1, the highest epoch confirmed in the lock database`,
@@ -125,14 +66,14 @@ describe("an agent refuses a Campaign whose epoch_floor is out of bounds", () =>
     await waitFor(() => coordinator.acks.find((a) => a.commandId === "c-resign" && a.result === "done"), { timeoutMs: 10_000, what: "the resign" });
     await waitFor(() => coordinator.latest()?.role === "held", { timeoutMs: 5_000, what: "a held report" });
 
-    const huge = await coordinator.campaign("c-huge-2", 1n, 2n ** 64n - 1n);
+    const huge = await campaign(coordinator, "c-huge-2", 1n, 2n ** 64n - 1n);
     expect(huge.result).toBe("refused");
     // Refused changes nothing: still held, no lock taken, no epoch opened.
     await waitFor(() => coordinator.latest()?.role === "held", { timeoutMs: 5_000, what: "still held" });
     expect(await cluster.primary.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")).toHaveLength(0);
     expect(await cluster.primary.query("SELECT epoch FROM leader_epochs ORDER BY epoch")).toEqual([{ epoch: "1" }]);
 
-    const honest = await coordinator.campaign("c-honest", 1n, 1n);
+    const honest = await campaign(coordinator, "c-honest", 1n, 1n);
     expect(honest).toMatchObject({ result: "done", epoch: 2 });
     await waitFor(() => coordinator.latest()?.role === "leader" && coordinator.latest()?.epoch === 2, { timeoutMs: 5_000, what: "leader of epoch 2" });
   });

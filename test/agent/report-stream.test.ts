@@ -1,85 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { AgentService, type ConnectResponseSchema } from "../../gen/autonomy/ha/v1/agent_pb.js";
 import { LeaderEventKind, LeaderService } from "../../gen/autonomy/ha/v1/leader_pb.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
 import { waitFor } from "../../core/clock.js";
-import { silentLogger } from "../../core/log.js";
-import { NODE_ID_HEADER } from "../../core/metadata.js";
-import type { CommandOutcome, NodeCommand, NodeReport } from "../../core/model.js";
 import { clientFor } from "../../rpc/client.js";
-import { HttpRouter } from "../../rpc/http-router.js";
-import { serve, type RunningServer } from "../../rpc/server.js";
-import { registration } from "../../rpc/service-adapter.js";
-import { ackFromWire, commandToWire, reportFromWire } from "../../rpc/wire.js";
 import { AgentProcess } from "../support/agents.js";
+import { ScriptedCoordinator } from "../support/scripted-coordinator.js";
 import { getJson } from "../support/processes.js";
-
-type Outgoing = MessageInitShape<typeof ConnectResponseSchema>;
-
-/** A coordinator stand-in that records reports and lets the test send commands. */
-class ScriptedCoordinator {
-  readonly reports: NodeReport[] = [];
-  readonly acks: CommandOutcome[] = [];
-  private readonly outboxes = new Map<string, Outgoing[]>();
-  private readonly wakers = new Map<string, () => void>();
-  server!: RunningServer;
-
-  async start(): Promise<void> {
-    this.server = await serve({
-      host: "127.0.0.1",
-      port: 0,
-      log: silentLogger(),
-      http: new HttpRouter(),
-      services: [registration(AgentService, { connect: (requests, ctx) => this.connect(requests, ctx) })],
-    });
-  }
-
-  private async *connect(
-    requests: AsyncIterable<{ message: { case: string | undefined; value?: unknown } }>,
-    ctx: { metadata: ReadonlyMap<string, string>; signal: AbortSignal },
-  ): AsyncIterable<Outgoing> {
-    const nodeId = ctx.metadata.get(NODE_ID_HEADER) ?? "";
-    void (async () => {
-      for await (const req of requests) {
-        if (req.message.case === "report") this.reports.push(reportFromWire(nodeId, req.message.value as never));
-        if (req.message.case === "ack") this.acks.push(ackFromWire(req.message.value as never));
-      }
-    })().catch(() => undefined);
-    const outbox = this.outbox(nodeId);
-    while (!ctx.signal.aborted) {
-      const next = outbox.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        this.wakers.set(nodeId, resolve);
-        ctx.signal.addEventListener("abort", () => resolve(), { once: true });
-      });
-    }
-  }
-
-  private outbox(nodeId: string): Outgoing[] {
-    const box = this.outboxes.get(nodeId) ?? [];
-    this.outboxes.set(nodeId, box);
-    return box;
-  }
-
-  send(message: Outgoing, nodeId = "cp-node-1"): void {
-    this.outbox(nodeId).push(message);
-    this.wakers.get(nodeId)?.();
-  }
-
-  command(c: NodeCommand, nodeId = "cp-node-1"): Promise<CommandOutcome> {
-    this.send({ message: { case: "command", value: commandToWire(c) } }, nodeId);
-    return waitFor(() => this.acks.find((a) => a.commandId === c.commandId), { timeoutMs: 10_000, what: `ack of ${c.commandId}` });
-  }
-
-  latest(): NodeReport | undefined {
-    return this.reports[this.reports.length - 1];
-  }
-}
 
 describe("the agent's report stream and command handling", () => {
   let cluster: PgCluster;

@@ -1,22 +1,14 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { waitFor } from "../../core/clock.js";
-import { silentLogger } from "../../core/log.js";
 import { lockDatabaseLabel } from "../../core/lock-database.js";
-import { NODE_ID_HEADER } from "../../core/metadata.js";
-import type { CommandAction, CommandOutcome, NodeReport } from "../../core/model.js";
+import type { CommandAction, CommandOutcome } from "../../core/model.js";
 import { SchemaName } from "../../db/identifiers.js";
 import { TIMELINE_SQL, type DatabaseIdentity } from "../../db/leadership.js";
 import { migrate } from "../../db/migrations.js";
-import { AgentService, type ConnectResponseSchema } from "../../gen/autonomy/ha/v1/agent_pb.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
-import { HttpRouter } from "../../rpc/http-router.js";
-import { serve, type RunningServer } from "../../rpc/server.js";
-import { registration } from "../../rpc/service-adapter.js";
-import { ackFromWire, commandToWire, reportFromWire } from "../../rpc/wire.js";
 import { AgentProcess } from "../support/agents.js";
 import { ScriptedAgent } from "./support/scripted-agent.js";
+import { ScriptedCoordinator } from "../support/scripted-coordinator.js";
 
 /*
  * The agent contract, run against the real agent (a child process) and
@@ -25,66 +17,12 @@ import { ScriptedAgent } from "./support/scripted-agent.js";
  * end the two transcripts must be equal.
  */
 
-type Outgoing = MessageInitShape<typeof ConnectResponseSchema>;
-
-/** An in-test coordinator: records reports and acks, sends the commands the test names. */
-class RecordingCoordinator {
-  readonly reports: NodeReport[] = [];
-  readonly acks: CommandOutcome[] = [];
-  private readonly outbox: Outgoing[] = [];
-  private wake: (() => void) | undefined;
+/** The contract's commands: numbered, for the epoch the scenario names. */
+class RecordingCoordinator extends ScriptedCoordinator {
   private nextId = 1;
-  server!: RunningServer;
 
-  async start(): Promise<this> {
-    this.server = await serve({
-      host: "127.0.0.1",
-      port: 0,
-      log: silentLogger(),
-      http: new HttpRouter(),
-      services: [registration(AgentService, { connect: (requests, ctx) => this.connect(requests, ctx) })],
-    });
-    return this;
-  }
-
-  private async *connect(
-    requests: AsyncIterable<{ message: { case: string | undefined; value?: unknown } }>,
-    ctx: { metadata: ReadonlyMap<string, string>; signal: AbortSignal },
-  ): AsyncIterable<Outgoing> {
-    const nodeId = ctx.metadata.get(NODE_ID_HEADER) ?? "";
-    void (async () => {
-      for await (const req of requests) {
-        if (req.message.case === "report") this.reports.push(reportFromWire(nodeId, req.message.value as never));
-        if (req.message.case === "ack") this.acks.push(ackFromWire(req.message.value as never));
-      }
-    })().catch(() => undefined);
-    while (!ctx.signal.aborted) {
-      const next = this.outbox.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        ctx.signal.addEventListener("abort", () => resolve(), { once: true });
-      });
-    }
-  }
-
-  command(epoch: number, action: CommandAction): Promise<CommandOutcome> {
-    const commandId = `contract-${this.nextId++}`;
-    this.outbox.push({ message: { case: "command", value: commandToWire({ commandId, epoch, action, reason: "contract test" }) } });
-    this.wake?.();
-    return waitFor(() => this.acks.find((a) => a.commandId === commandId), { timeoutMs: 15_000, what: `ack of ${action.kind}` });
-  }
-
-  /** The first report after `from` that satisfies `check`. */
-  report(check: (r: NodeReport) => boolean, what: string, from = 0): Promise<NodeReport> {
-    return waitFor(() => this.reports.slice(from).find(check), { timeoutMs: 15_000, what });
-  }
-
-  async close(): Promise<void> {
-    await this.server?.close();
+  order(epoch: number, action: CommandAction, nodeId: string): Promise<CommandOutcome> {
+    return this.command({ commandId: `contract-${this.nextId++}`, epoch, action, reason: "contract test" }, nodeId);
   }
 }
 
@@ -216,7 +154,7 @@ describe("agent contract: the real agent and the ScriptedAgent behave alike", ()
 
       it("refuses a command for another epoch, and changes nothing", async () => {
         const current = await guardEpoch();
-        const ack = await coordinator.command(current + 5, { kind: "resign", hold: false });
+        const ack = await coordinator.order(current + 5, { kind: "resign", hold: false }, nodeId);
         expect(ack).toMatchObject({ result: "refused", epoch: current });
         expect(ack.message).toBe(`epoch guard: command is for epoch ${current + 5}, current epoch is ${current}`);
         step("resign, wrong epoch", ack);
@@ -227,7 +165,7 @@ describe("agent contract: the real agent and the ScriptedAgent behave alike", ()
       it("resigns and holds on a Resign{hold} for its epoch", async () => {
         const current = await guardEpoch();
         const from = coordinator.reports.length;
-        const ack = await coordinator.command(current, { kind: "resign", hold: true });
+        const ack = await coordinator.order(current, { kind: "resign", hold: true }, nodeId);
         expect(ack).toMatchObject({ result: "done", epoch: 0 });
         expect(ack.resignedAt).toBeInstanceOf(Date);
         step("resign with hold", { ...ack, message: "" });
@@ -237,17 +175,17 @@ describe("agent contract: the real agent and the ScriptedAgent behave alike", ()
 
       it("acks Hold while held, refuses a Campaign for another epoch, then campaigns above the floor", async () => {
         const current = await guardEpoch();
-        const hold = await coordinator.command(current, { kind: "hold" });
+        const hold = await coordinator.order(current, { kind: "hold" }, nodeId);
         expect(hold.result).toBe("done");
         step("hold", { ...hold, message: "" });
 
-        const wrong = await coordinator.command(current + 1, { kind: "campaign", epochFloor: current + 10, waitMs: 0 });
+        const wrong = await coordinator.order(current + 1, { kind: "campaign", epochFloor: current + 10, waitMs: 0 }, nodeId);
         expect(wrong).toMatchObject({ result: "refused" });
         expect(wrong.message).toBe(`epoch guard: command is for epoch ${current + 1}, current epoch is ${current}`);
         step("campaign, wrong epoch", wrong);
 
         const from = coordinator.reports.length;
-        const campaign = await coordinator.command(current, { kind: "campaign", epochFloor: current + 10, waitMs: 0 });
+        const campaign = await coordinator.order(current, { kind: "campaign", epochFloor: current + 10, waitMs: 0 }, nodeId);
         expect(campaign).toMatchObject({ result: "done", epoch: current + 11 });
         step("campaign above the floor", { ...campaign, message: "" });
         await coordinator.report((x) => x.role === "leader" && x.epoch === current + 11 && !x.held, "a leader report for the new epoch", from);
@@ -255,7 +193,7 @@ describe("agent contract: the real agent and the ScriptedAgent behave alike", ()
 
       it("acks Release as leader and stays leader", async () => {
         const current = await guardEpoch();
-        const ack = await coordinator.command(current, { kind: "release" });
+        const ack = await coordinator.order(current, { kind: "release" }, nodeId);
         expect(ack.result).toBe("done");
         step("release as leader", { ...ack, message: "" });
         const from = coordinator.reports.length;
