@@ -133,12 +133,7 @@ describe("runbook 000, literally: the runbook's commands through bash, outputs c
     }
   }, 180_000);
 
-  afterAll(async () => {
-    if (!dev) return;
-    const { code, survivors, output } = await dev.stop();
-    expect(survivors, `processes left running after SIGINT:\n${output}`).toEqual([]);
-    expect(code, output).toBe(0);
-  }, 90_000);
+  afterAll(() => dev?.stopAndExpectClean(), 90_000);
 
   const node = (id: string) => dev.agent(id).url;
   const env = (url: string) => ({ AUTONOMY_ORCHESTRATOR_URL: url, AUTONOMY_OPERATOR: OPERATOR });

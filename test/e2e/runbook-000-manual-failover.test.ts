@@ -41,12 +41,7 @@ describe.each([
     await dev.settled();
   }, 150_000);
 
-  afterAll(async () => {
-    if (!dev) return;
-    const { code, survivors, output } = await dev.stop();
-    expect(survivors, `processes left running after SIGINT:\n${output}`).toEqual([]);
-    expect(code, output).toBe(0);
-  }, 90_000);
+  afterAll(() => dev?.stopAndExpectClean(), 90_000);
 
   /** The leader's node: the runbook's AUTONOMY_ORCHESTRATOR_URL. */
   async function currentLeader() {

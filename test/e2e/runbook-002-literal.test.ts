@@ -192,12 +192,7 @@ describe("runbook 002, literally: the runbook's commands through bash, outputs c
     }
   }, 180_000);
 
-  afterAll(async () => {
-    if (!dev) return;
-    const { code, survivors, output } = await dev.stop();
-    expect(survivors, `processes left running after SIGINT:\n${output}`).toEqual([]);
-    expect(code, output).toBe(0);
-  }, 90_000);
+  afterAll(() => dev?.stopAndExpectClean(), 90_000);
 
   it("§1 on a healthy cluster: detect in text and `--output json | jq .` have the runbook's fields; split_brain_detected: false", async () => {
     const { json } = await detectBoth(env);

@@ -29,12 +29,7 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
     await dev.settled();
   }, 150_000);
 
-  afterAll(async () => {
-    if (!dev) return;
-    const { code, survivors, output } = await dev.stop();
-    expect(survivors, `processes left running after SIGINT:\n${output}`).toEqual([]);
-    expect(code, output).toBe(0);
-  }, 90_000);
+  afterAll(() => dev?.stopAndExpectClean(), 90_000);
 
   const detect = (url: string, json = false) => runCli(["ha", "split-brain", "detect", "--orchestrator-url", url, ...(json ? ["--output", "json"] : [])]);
 

@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -169,6 +170,13 @@ export class DevRun {
             }
           }),
       );
+  }
+
+  /** stop(), then the walk-throughs' closing check: exit 0 and nothing left running. */
+  async stopAndExpectClean(): Promise<void> {
+    const { code, survivors, output } = await this.stop();
+    expect(survivors, `processes left running after SIGINT:\n${output}`).toEqual([]);
+    expect(code, output).toBe(0);
   }
 
   /**
