@@ -145,7 +145,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       host: config.listenHost,
       port: config.listenPort,
       log,
-      http: agentHttpRoutes(report, () => listenerMetrics(config.security?.auth, config.listenHost)),
+      http: agentHttpRoutes(report, () => listenerMetrics(config.security?.auth, config.listenHost), { leaders, clock }),
       auth: config.security?.auth,
       insecureListen: config.security?.insecureListen,
       healthListen: config.security?.healthListen,

@@ -132,7 +132,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       host: config.host ?? "127.0.0.1",
       port: config.port ?? 8890,
       services: coordinatorServices(ctx, events, watchers),
-      http: coordinatorRoutes(engine, metrics, () => listenerMetrics(config.security?.auth, config.host ?? "127.0.0.1")),
+      http: coordinatorRoutes(engine, metrics, () => listenerMetrics(config.security?.auth, config.host ?? "127.0.0.1"), { ctx, events }),
       log,
       maxMessageBytes: config.maxMessageBytes,
       auth: config.security?.auth,

@@ -1,11 +1,23 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { HaError, ErrorCode, describeError, invalidArgument } from "../core/errors.js";
+import { PRINCIPAL, noPrincipal, type Principal } from "./auth/principal.js";
 import { httpStatusOf } from "./status.js";
 
-/** What a route returns: JSON by default, or text (Prometheus metrics). */
+/**
+ * Writes one chunk of a streamed reply; false when the client is gone or slow
+ * (the socket's buffer is full), so a writer can stop or skip.
+ */
+export type StreamWriter = (chunk: string) => boolean;
+
+/**
+ * What a route returns: JSON by default, text (Prometheus metrics, the web
+ * view's assets), or a stream (server-sent events) that runs until it
+ * resolves or the client goes away (`signal` aborts).
+ */
 export type HttpReply =
   | { status?: number; json: unknown }
-  | { status?: number; text: string; contentType?: string };
+  | { status?: number; text: string; contentType?: string; headers?: Record<string, string> }
+  | { status?: number; stream: (write: StreamWriter, signal: AbortSignal) => Promise<void>; contentType: string; headers?: Record<string, string> };
 
 export interface HttpRequest {
   readonly method: string;
@@ -15,6 +27,8 @@ export interface HttpRequest {
   readonly body: unknown;
   readonly headers: IncomingMessage["headers"];
   readonly peer: string;
+  /** Who the server authenticated for this request (set by rpc/server.ts before routing). */
+  readonly principal: Principal;
 }
 
 export type HttpRoute = (request: HttpRequest) => Promise<HttpReply> | HttpReply;
@@ -105,6 +119,7 @@ export class HttpRouter {
       body,
       headers: req.headers,
       peer: `${req.socket.remoteAddress ?? "unknown"}:${req.socket.remotePort ?? 0}`,
+      principal: ((req as unknown as Record<symbol, unknown>)[PRINCIPAL] as Principal | undefined) ?? noPrincipal,
     });
   }
 }
@@ -135,8 +150,24 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
 function send(res: ServerResponse, reply: HttpReply): void {
   if (res.headersSent) return;
   const status = reply.status ?? 200;
+  if ("stream" in reply) {
+    res.writeHead(status, { "content-type": reply.contentType, "cache-control": "no-store", ...reply.headers });
+    if (res.req.method === "HEAD") {
+      res.end();
+      return;
+    }
+    const gone = new AbortController();
+    res.once("close", () => gone.abort());
+    const write: StreamWriter = (chunk) => !res.writableEnded && !res.destroyed && res.write(chunk);
+    // A stream that fails after its headers went out can only be cut short.
+    reply.stream(write, gone.signal).then(
+      () => res.end(),
+      () => res.destroy(),
+    );
+    return;
+  }
   if ("text" in reply) {
-    res.writeHead(status, { "content-type": reply.contentType ?? "text/plain; charset=utf-8" });
+    res.writeHead(status, { "content-type": reply.contentType ?? "text/plain; charset=utf-8", ...reply.headers });
     res.end(reply.text);
     return;
   }

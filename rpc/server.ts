@@ -227,8 +227,10 @@ function guardHttp(auth: Authenticator, handle: (req: IncomingMessage, res: Serv
       forwarded: undefined,
       remoteAddress: req.socket.remoteAddress,
     };
-    const result = auth.authorize(httpAccess(req.url ?? "/"), creds);
+    const result = auth.authorize(httpAccess(req.url ?? "/", req.method), creds);
     if (result.ok) {
+      // Where routes find the caller (for the audit log and the web view's admin check); no client can set it.
+      (req as unknown as Record<symbol, unknown>)[PRINCIPAL] = result.principal;
       handle(req, res);
       return;
     }

@@ -3,6 +3,7 @@ import { HttpRouter } from "../../rpc/http-router.js";
 import { leaderJson, replicationJson, writeReadyJson } from "../../rpc/health-json.js";
 import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
 import { agentMetrics } from "./metrics.js";
+import { addNodeUi, type NodeEventSources } from "./ui-routes.js";
 
 /**
  * The node's HTTP paths (seed 000 §3–4): leader, write-ready (always 200 with
@@ -11,9 +12,9 @@ import { agentMetrics } from "./metrics.js";
  * leader; replica: 200 on a healthy non-leader), replication, liveness,
  * readiness and Prometheus metrics.
  */
-export function agentHttpRoutes(report: () => NodeReport, listener?: () => Registry): HttpRouter {
+export function agentHttpRoutes(report: () => NodeReport, listener?: () => Registry, ui?: Omit<NodeEventSources, "report">): HttpRouter {
   const metrics = [agentMetrics(report), ...(listener ? [listener()] : [])];
-  return new HttpRouter()
+  const router = new HttpRouter()
     .get("/v1/health/leader", () => ({ json: leaderJson(report()) }))
     .get("/v1/health/write-ready", () => ({ json: writeReadyJson(report()) }))
     .get("/v1/health/primary", () => {
@@ -55,6 +56,8 @@ export function agentHttpRoutes(report: () => NodeReport, listener?: () => Regis
       return { status: ready ? 200 : 503, json: { ready, role: r.role, ...(r.databaseError ? { error: r.databaseError } : {}) } };
     })
     .get("/metrics", async () => ({ text: await metricsText(...metrics), contentType: METRICS_CONTENT_TYPE }));
+  // The node's own live page (docs/web-view.md).
+  return ui ? addNodeUi(router, { ...ui, report }) : router;
 }
 
 /**

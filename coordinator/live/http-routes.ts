@@ -5,6 +5,8 @@ import { nodeById } from "../view/cluster-view.js";
 import type { Engine } from "./engine.js";
 import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
 import { coordinatorMetrics, type MetricsSnapshot } from "./metrics.js";
+import type { ClusterEventSources } from "./ui/cluster-events.js";
+import { addClusterUi } from "./ui/ui-routes.js";
 
 /** Whether the cluster has a Write-Ready leader, and who. */
 function clusterWriteReady(engine: Engine) {
@@ -22,13 +24,13 @@ function clusterWriteReady(engine: Engine) {
  * health and replication as the coordinator sees them, plus liveness,
  * readiness and Prometheus metrics.
  */
-export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot, listener?: () => Registry): HttpRouter {
+export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot, listener?: () => Registry, ui?: ClusterEventSources): HttpRouter {
   const registries = [coordinatorMetrics(metrics), ...(listener ? [listener()] : [])];
   const leaderNode = () => {
     const leader = engine.leader();
     return { leader, node: leader.holderId ? nodeById(engine.view(), leader.holderId) : undefined };
   };
-  return new HttpRouter()
+  const router = new HttpRouter()
     .get("/v1/health/leader", () => {
       const { leader, node } = leaderNode();
       // With a leader the coordinator read in pg_locks but no report (yet), the lock is held all the same.
@@ -74,4 +76,6 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
       return { status: ready ? 200 : 503, json: { ready, database: ready ? "reachable" : db?.error || "not read yet" } };
     })
     .get("/metrics", async () => ({ text: await metricsText(...registries), contentType: METRICS_CONTENT_TYPE }));
+  // The live web view (docs/web-view.md) at / on the same port.
+  return ui ? addClusterUi(router, ui) : router;
 }

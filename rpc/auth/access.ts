@@ -27,9 +27,14 @@ export function grpcAccess(path: string): Access {
   }
 }
 
-/** Every HTTP route is a read; the health paths are also open to loopback probes. */
-export function httpAccess(rawPath: string): Access {
+/**
+ * Reading over HTTP needs read; the health paths are also open to loopback
+ * probes. Anything that is not a GET or HEAD, and anything under /v1/admin/
+ * (the web view's failover and pause/resume), needs admin.
+ */
+export function httpAccess(rawPath: string, method = "GET"): Access {
   const path = rawPath.split("?")[0] ?? "";
+  if ((method !== "GET" && method !== "HEAD") || path.startsWith("/v1/admin/")) return "admin";
   return path === "/healthz" || path === "/readyz" || path.startsWith("/v1/health/") ? "health" : "read";
 }
 
