@@ -126,4 +126,21 @@ describe("the web view follows the cluster live", () => {
     expect(JSON.stringify(audited)).toContain("web view");
     expect(await page.eval<boolean>(`window.keptSinceLoad === true`)).toBe(true);
   });
+
+  it("a split-brain finding appears in the findings timeline and the leader panel, and goes when it is resolved", async () => {
+    const leader = await dev.writeReadyLeader();
+    const previous = leader.current_epoch - 1;
+    // Two open terms: the previous epoch reopened under the current one (runbook 002's "unclosed epochs").
+    await dev.sql(dev.primaryUrl, "UPDATE leader_epochs SET resigned_at = NULL, end_reason = NULL WHERE cluster_id = 'default' AND epoch = $1", [previous]);
+    try {
+      await page.until("the split-brain in the leader panel", async () => (await page.text("#split-brain")).includes("detected"));
+      await page.until("the finding in the findings timeline", async () => (await page.text("#findings")).includes("ha.split_brain.detected"));
+      expect(await page.text("#findings")).toContain("unclosed_epochs");
+    } finally {
+      await dev.sql(dev.primaryUrl, "UPDATE leader_epochs SET resigned_at = now(), end_reason = 'superseded' WHERE cluster_id = 'default' AND epoch = $1", [previous]);
+    }
+    await page.until("the split-brain to clear", async () => (await page.text("#split-brain")).includes("none"));
+    await page.until("the resolution in the findings timeline", async () => (await page.text("#findings")).includes("ha.split_brain.resolved"));
+    expect(await page.eval<boolean>(`window.keptSinceLoad === true`)).toBe(true);
+  });
 });
