@@ -98,12 +98,16 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     const targetHere = onDatabase(targetNode.report.lockDatabase, db.identity) !== false;
     const keepEpoch = targetHere && targetNode.report.sessionLockHeld ? targetNode.report.epoch : -1;
     const cleared: string[] = [];
+    /** Stale lock sessions ended by --force: a stale leader made to resign (the seed's "stale leader resigned"). */
+    const terminated: string[] = [];
     if (db.reachable) {
       if (req.force) {
         // By pid: every lock session but the target's own, whatever name it carries.
         for (const h of db.lockHolders) {
           if (h.pid === targetNode.report.lockBackendPid) continue;
-          cleared.push(...(await truth.terminateLockSession(h.applicationName, h.pid)).map((p) => `terminated pid ${p} (${h.applicationName})`));
+          const ended = await truth.terminateLockSession(h.applicationName, h.pid);
+          if (ended.length > 0) terminated.push(h.applicationName);
+          cleared.push(...ended.map((p) => `terminated pid ${p} (${h.applicationName})`));
         }
       }
       for (const e of db.unclosedEpochs) {
@@ -152,11 +156,14 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     await waitFor(() => consistent() || undefined, { timeoutMs: policy.operationTimeoutMs, intervalMs: 5, what: `${target} to hold a term the database agrees with` }).catch((err: unknown) => {
       throw new HaError(ErrorCode.DeadlineExceeded, `promote-leader incomplete: ${describeError(err)}`);
     });
+    // Write-Ready follows the term by one report: give it that long before saying it is not.
+    await waitFor(() => sessions.node(target)?.report.writeReady || undefined, { timeoutMs: policy.commandTimeoutMs, intervalMs: 5, what: `${target} to be Write-Ready` }).catch(() => undefined);
     const epoch = sessions.node(target)!.report.epoch;
     const writeReady = sessions.node(target)!.report.writeReady;
     ctx.engine.failoverCompleted("recovery");
     ctx.engine.setReconcileHold(false, audit, `promote-leader confirmed ${target} as leader for epoch ${epoch}`);
-    const head = resigned.length > 0 ? `stale leader${resigned.length > 1 ? "s" : ""} resigned` : cleared.length > 0 ? "stale records cleared" : "no stale leader found";
+    const staleLeaders = new Set([...resigned, ...terminated]);
+    const head = staleLeaders.size > 0 ? `stale leader${staleLeaders.size > 1 ? "s" : ""} resigned` : cleared.length > 0 ? "stale records cleared" : "no stale leader found";
     const done = `${head}; ${target} confirmed as leader for epoch ${epoch}${writeReady ? "" : " (not Write-Ready yet)"}`;
     const recoveredAt = clock.now();
     const message = done + (await auditAfter(ctx, {

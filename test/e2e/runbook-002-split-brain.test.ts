@@ -199,7 +199,7 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
       expect(recover.lines).toContain("  Strategy:     promote-leader");
       expect(recover.lines.find((l) => l.startsWith("  Recovered At: "))).toMatch(new RegExp(`^ {2}Recovered At: ${ISO_SECONDS}$`));
       // A new clean term, exactly one above the stale one.
-      expect(recover.lines).toContain(`  Message:      stale leader resigned; cp-node-2 confirmed as leader for epoch ${epoch + 1}`);
+      expect(recover.lines, describeRun(recover)).toContain(`  Message:      stale leader resigned; cp-node-2 confirmed as leader for epoch ${epoch + 1}`);
     } finally {
       process.kill(staleAgent.pid!, "SIGCONT");
     }

@@ -83,7 +83,8 @@ export class Browser {
       this.proc.kill("SIGTERM");
       await exited;
     }
-    rmSync(this.dir, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing the profile for a moment after the main one exits.
+    rmSync(this.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
