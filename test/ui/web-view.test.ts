@@ -38,9 +38,13 @@ describe("the web view follows the cluster live", () => {
     browser = Browser.launch();
   });
   afterAll(async () => {
-    await browser?.close();
-    await dev?.stop();
-  });
+    // The cluster is stopped whatever closing the browser does.
+    try {
+      await browser?.close();
+    } finally {
+      await dev?.stopAndExpectClean();
+    }
+  }, 90_000);
 
   it("shows the current leader and its epoch, every node, and the CLI commands that show the same", async () => {
     first = await dev.writeReadyLeader();
