@@ -17,11 +17,29 @@ export interface CliResult {
  * writes them, and only the AUTONOMY_* variables the test names (so the
  * caller's shell cannot fill --operator or the URL behind the test's back).
  */
-export function runCli(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<CliResult> {
+export async function runCli(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<CliResult> {
+  const ran = await runCommand(process.execPath, [AUTONOMY_BIN, ...args], env, timeoutMs);
+  return { args, ...ran };
+}
+
+/** What a child process printed and how it ended, with stdout split into lines. */
+export interface CommandOutput {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly lines: string[];
+}
+
+/**
+ * Runs `file args` with only the AUTONOMY_* variables given (the caller's own
+ * never leak in) plus the TLS env of a secure test cluster; killed after
+ * `timeoutMs`.
+ */
+export function runCommand(file: string, args: readonly string[], env: Record<string, string>, timeoutMs: number, extraEnv: Record<string, string> = {}): Promise<CommandOutput> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("AUTONOMY_")));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AUTONOMY_BIN, ...args], {
-      env: { ...base, AUTONOMY_LOG_LEVEL: "warn", ...testTls(), ...env },
+    const child = spawn(file, args, {
+      env: { ...base, ...extraEnv, AUTONOMY_LOG_LEVEL: "warn", ...testTls(), ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const out: Buffer[] = [];
@@ -38,7 +56,7 @@ export function runCli(args: readonly string[], env: Record<string, string> = {}
       const stdout = Buffer.concat(out).toString("utf8");
       const lines = stdout.split("\n");
       if (lines[lines.length - 1] === "") lines.pop();
-      resolve({ args, code, stdout, stderr: Buffer.concat(err).toString("utf8"), lines });
+      resolve({ code, stdout, stderr: Buffer.concat(err).toString("utf8"), lines });
     });
   });
 }

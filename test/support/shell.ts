@@ -1,9 +1,9 @@
-import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { AUTONOMY_BIN, testTls } from "./processes.js";
+import { runCommand, type CommandOutput } from "./cli-run.js";
+import { AUTONOMY_BIN } from "./processes.js";
 
 /*
  * The runbooks' commands as an operator types them: the command text, as
@@ -31,14 +31,9 @@ function autonomyOnPath(): string {
   return binDir;
 }
 
-export interface ShellResult {
+export interface ShellResult extends CommandOutput {
   readonly command: string;
   readonly env: Record<string, string>;
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** stdout split into lines, without the final empty one. */
-  readonly lines: string[];
 }
 
 /**
@@ -46,31 +41,10 @@ export interface ShellResult {
  * (the caller's own AUTONOMY_* never leak in), plus the TLS env of a secure
  * test cluster, as runCli does.
  */
-export function runShell(command: string, env: Record<string, string> = {}, timeoutMs = 90_000): Promise<ShellResult> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("AUTONOMY_")));
+export async function runShell(command: string, env: Record<string, string> = {}, timeoutMs = 90_000): Promise<ShellResult> {
   const PATH = `${autonomyOnPath()}:${process.env.PATH ?? "/usr/bin:/bin"}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-o", "pipefail", "-c", command], {
-      env: { ...base, PATH, AUTONOMY_LOG_LEVEL: "warn", ...testTls(), ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString("utf8");
-      const lines = stdout.split("\n");
-      if (lines[lines.length - 1] === "") lines.pop();
-      resolve({ command, env, code, stdout, stderr: Buffer.concat(err).toString("utf8"), lines });
-    });
-  });
+  const ran = await runCommand("bash", ["-o", "pipefail", "-c", command], env, timeoutMs, { PATH });
+  return { command, env, ...ran };
 }
 
 /** For failure messages: the command, its environment and everything it printed. */
