@@ -10,9 +10,10 @@ import { serve, type RunningServer } from "../rpc/server.js";
 import { listenerMetrics } from "../rpc/auth/listener-metrics.js";
 import { VERSION } from "../core/version.js";
 import type { AgentConfig } from "./config.js";
-import { Elector } from "./election/elector.js";
+import { Elector, type ElectionSnapshot } from "./election/elector.js";
 import { COORDINATED_CAMPAIGN_MS } from "./election/readiness.js";
 import { LockSession } from "./election/lock-session.js";
+import { DatabaseAuthority } from "../db/database-authority.js";
 import { lockDatabaseLabel } from "../core/lock-database.js";
 import { buildReport, type ProbeResults } from "./node-report.js";
 import { LocalDatabaseProbe } from "./probes/local-database.js";
@@ -37,16 +38,30 @@ export interface RunningAgent {
  */
 export async function startAgent(config: AgentConfig, log: Logger, clock: Clock = systemClock): Promise<RunningAgent> {
   const target = parseDatabaseUrl(config.databaseUrl, "--database-url");
+  let elector: Elector | undefined;
+  const authority = new DatabaseAuthority({
+    target,
+    schema: config.schema,
+    clusterId: config.clusterId,
+    nodeId: config.nodeId,
+    connectTimeoutMs: config.connectTimeoutMs,
+    log: log.child({ component: "authority" }),
+    changed: () => elector?.reconsider(),
+  });
   const side = new SideConnection(target, {
     applicationName: `${config.nodeId}/observer`,
     connectTimeoutMs: config.connectTimeoutMs,
     onError: (err) => log.debug({ err: err.message }, "observer connection error"),
+    accept: authority.accept(),
   });
   try {
+    // Look at every server first, so a primary a promotion left behind is
+    // refused before anything (the migrations included) runs on it.
+    await authority.look();
     const applied = await migrate(await side.connected(), config.schema);
     if (applied.applied.length > 0) log.info({ applied: applied.applied, schema: config.schema.name }, "applied schema migrations");
   } catch (err) {
-    await side.close();
+    await Promise.all([side.close(), authority.close()]);
     throw toHaError(err, `cannot prepare the lock database (${target.hosts.join(",")})`);
   }
 
@@ -61,10 +76,11 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       connectTimeoutMs: config.connectTimeoutMs,
       cancel: async () => undefined,
       statementLockTimeoutMs: config.leaseMs,
+      authority,
     });
     await probe.close();
   } catch (err) {
-    await side.close();
+    await Promise.all([side.close(), authority.close()]);
     throw err;
   }
 
@@ -78,7 +94,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     : undefined;
   const localProbe = local ? new LocalDatabaseProbe(local, thresholds) : undefined;
   let stream: ReportStream | undefined;
-  const elector = new Elector(config, target, side, clock, log.child({ component: "election" }), {
+  elector = new Elector(config, target, side, authority, clock, log.child({ component: "election" }), {
     connected: () => stream?.connected ?? false,
     startupGraceMs: config.coordinatorUrl ? COORDINATED_CAMPAIGN_MS : 0,
   });
@@ -119,13 +135,20 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
         replicationProbe.measure(),
         localProbe?.measure(),
         readDatabaseIdentity(side.db).catch(() => undefined),
+        authority.look(),
       ]);
       const before = probes;
+      // The lock session's own server when there is one: that is where a term lives.
+      const lockServer = elector.snapshot().lockServer?.reading;
       probes = {
         replication,
         localDatabase,
-        lockDatabase: identity ? { systemIdentifier: identity.systemIdentifier, timeline: identity.timeline } : before.lockDatabase,
-        lockDatabaseWritable: identity ? !identity.inRecovery : false,
+        lockDatabase: lockServer
+          ? { systemIdentifier: lockServer.systemIdentifier, timeline: lockServer.timeline }
+          : identity
+            ? { systemIdentifier: identity.systemIdentifier, timeline: identity.timeline }
+            : before.lockDatabase,
+        lockDatabaseWritable: lockServer ? !lockServer.inRecovery : identity ? !identity.inRecovery : false,
       };
       elector.setSyncReplicas(replication.syncReplicaCount);
       if (
@@ -145,7 +168,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       host: config.listenHost,
       port: config.listenPort,
       log,
-      http: agentHttpRoutes(report, () => listenerMetrics(config.security?.auth, config.listenHost), { leaders, clock }),
+      http: agentHttpRoutes(report, () => listenerMetrics(config.security?.auth, config.listenHost), { leaders, clock }, () => clusterView(report(), elector.snapshot(), config.region)),
       auth: config.security?.auth,
       insecureListen: config.security?.insecureListen,
       healthListen: config.security?.healthListen,
@@ -157,7 +180,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   } catch (err) {
     stopped.abort();
     await probeLoop;
-    await Promise.all([side.close(), local?.close()]);
+    await Promise.all([side.close(), local?.close(), authority.close()]);
     throw toHaError(err, `cannot listen on ${config.listenHost}:${config.listenPort}`);
   }
 
@@ -181,8 +204,41 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
         stopped.abort();
         await probeLoop;
         await server?.close();
-        await Promise.all([side.close(), local?.close()]);
+        await Promise.all([side.close(), local?.close(), authority.close()]);
         log.info("agent stopped");
       })()),
+  };
+}
+
+/**
+ * Seed 004 §5's RTO check as this node sees it, for the `cluster` object of
+ * its /readyz: writes are usable when the leader it observes is Write-Ready on
+ * the server its lock session is on, and no promotion superseded that server.
+ */
+function clusterView(r: NodeReport, election: ElectionSnapshot, region: string): Record<string, unknown> {
+  const server = election.lockServer?.reading;
+  const leader = r.observedLeader;
+  const reason = !server
+    ? r.databaseError ? `no lock database: ${r.databaseError}` : "no lock session yet"
+    : server.fenced
+      ? `the lock database is fenced: ${server.fenced}`
+      : !leader.holderId
+        ? "no leader"
+        : !leader.writeReady
+          ? `leader ${leader.holderId} is not Write-Ready`
+          : "";
+  return {
+    writes_usable: reason === "",
+    ...(reason ? { reason } : {}),
+    writer: {
+      node_id: leader.holderId || null,
+      system_identifier: server?.systemIdentifier ?? null,
+      timeline: server?.timeline ?? null,
+      writer_region: (leader.holderId === r.nodeId ? region : server?.lastPromotion?.region) || null,
+    },
+    highest_epoch: r.highestEpochSeen,
+    last_promotion: server?.lastPromotion
+      ? { at: server.lastPromotion.stampedAt.toISOString(), timeline: server.lastPromotion.timeline, stamp: server.lastPromotion.stampedEpoch, rto_ms: null }
+      : null,
   };
 }

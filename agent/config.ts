@@ -1,5 +1,5 @@
 import { invalidArgument } from "../core/errors.js";
-import { DEFAULT_CLUSTER_ID, SchemaName, validateClusterId, validateNodeId } from "../db/identifiers.js";
+import { DEFAULT_CLUSTER_ID, SchemaName, validateClusterId, validateNodeId, validateRegion } from "../db/identifiers.js";
 import type { SettingSpec, Settings } from "../core/settings.js";
 import { parseListen } from "../core/host-port.js";
 import { parseServiceUrl, type ClientCredentials } from "../rpc/client.js";
@@ -9,6 +9,8 @@ import { serverSecurity, serverSecuritySettings, type ServerSecurity } from "../
 export interface AgentConfig {
   readonly nodeId: string;
   readonly clusterId: string;
+  /** Where this node runs (--region); shown as the writer region while it leads. */
+  readonly region: string;
   readonly databaseUrl: string;
   readonly localDatabaseUrl: string | undefined;
   readonly coordinatorUrl: string | undefined;
@@ -43,6 +45,7 @@ export const agentSettings: readonly SettingSpec[] = [
   { flag: "listen", env: "AUTONOMY_LISTEN", kind: "string", default: "127.0.0.1:8888", help: "HOST:PORT for the node's gRPC and HTTP endpoints" },
   { flag: "cluster-id", env: "AUTONOMY_CLUSTER_ID", kind: "string", default: DEFAULT_CLUSTER_ID, help: "cluster id (one lock and epoch sequence per cluster)" },
   { flag: "schema", env: "AUTONOMY_SCHEMA", kind: "string", default: "public", help: "schema of leadership_state, leader_epochs and assert_epoch()" },
+  { flag: "region", env: "AUTONOMY_REGION", kind: "string", help: "where this node runs, e.g. eu-west-1; shown as the writer region while it leads" },
   { flag: "priority", env: "AUTONOMY_PRIORITY", kind: "int", default: "100", help: "successor preference, higher first" },
   { flag: "nofailover", env: "AUTONOMY_NOFAILOVER", kind: "bool", help: "never become leader" },
   { flag: "successor", env: "AUTONOMY_SUCCESSOR", kind: "bool", help: "wait on the lock as the designated successor" },
@@ -82,6 +85,7 @@ export function agentConfig(s: Settings): AgentConfig {
   const cfg: AgentConfig = {
     nodeId: validateNodeId(s.string("node-id")),
     clusterId: validateClusterId(s.string("cluster-id")),
+    region: validateRegion(s.optionalString("region") ?? ""),
     databaseUrl: checkDatabaseUrl(s.string("database-url"), "--database-url"),
     localDatabaseUrl: s.optionalString("local-database-url") && checkDatabaseUrl(s.string("local-database-url"), "--local-database-url"),
     coordinatorUrl,

@@ -50,6 +50,7 @@ export function buildReport(
     lockDatabaseId: lockDatabaseLabel(probes.lockDatabase),
     lockDatabase: probes.lockDatabase,
     lockDatabaseWritable: probes.lockDatabaseWritable,
+    region: config.region,
     leaseMs: config.leaseMs,
     endpoint: extra.endpoint,
     databaseError: election.databaseError,

@@ -1,6 +1,7 @@
 import { agentCommand } from "./agent-command.js";
 import { devCommand } from "./dev/dev-command.js";
 import { migrateCommand } from "./migrate-command.js";
+import { dbCommand } from "./db-command.js";
 import { coordinatorCommand } from "./coordinator-command.js";
 import { auditCommand, haCommand } from "./ha-command.js";
 
@@ -16,7 +17,7 @@ export const commands: Command[] = [];
 commands.push(devCommand, agentCommand);
 commands.push(coordinatorCommand);
 commands.push(haCommand, auditCommand);
-commands.push(migrateCommand);
+commands.push(migrateCommand, dbCommand);
 
 export function helpText(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 8);

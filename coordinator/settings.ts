@@ -1,6 +1,7 @@
 import { parseListen } from "../core/host-port.js";
 import { invalidArgument } from "../core/errors.js";
-import { DEFAULT_CLUSTER_ID, SchemaName } from "../db/identifiers.js";
+import { DEFAULT_CLUSTER_ID, SchemaName, validateRegion } from "../db/identifiers.js";
+import { parseServerFence, type ServerFence } from "./live/database-failover.js";
 import type { SettingSpec, Settings } from "../core/settings.js";
 import { serverSecurity, serverSecuritySettings } from "../rpc/auth/settings.js";
 import { makePolicy } from "./config.js";
@@ -8,7 +9,10 @@ import type { CoordinatorConfig } from "./start-coordinator.js";
 
 /** `autonomy coordinator` settings: one table drives flags, env, --config and --help. */
 export const coordinatorSettings: readonly SettingSpec[] = [
-  { flag: "database-url", env: "AUTONOMY_DATABASE_URL", kind: "string", required: true, help: "the lock database, read for the truth (pg_locks, leadership_state, leader_epochs)" },
+  { flag: "database-url", env: "AUTONOMY_DATABASE_URL", kind: "string", required: true, help: "the lock database, read for the truth; multi-host (h1,h2?target_session_attrs=read-write) follows the authoritative primary" },
+  { flag: "region", env: "AUTONOMY_REGION", kind: "string", help: "where this coordinator runs, e.g. eu-west-1 (shown in status)" },
+  { flag: "contain-superseded", env: "AUTONOMY_CONTAIN_SUPERSEDED", kind: "bool", default: "true", help: "fence a primary that a promotion left behind (no term, no assert_epoch there) and hold its nodes" },
+  { flag: "fence-superseded-server", env: "AUTONOMY_FENCE_SUPERSEDED_SERVER", kind: "string", default: "none", help: "also fence that server itself: none, read-only (ALTER SYSTEM default_transaction_read_only, end client sessions) or exec:/path/to/script" },
   { flag: "listen", env: "AUTONOMY_COORDINATOR_LISTEN", kind: "string", default: "127.0.0.1:8890", help: "HOST:PORT for gRPC (agents, CLI) and HTTP (health, metrics)" },
   { flag: "audit-dir", env: "AUTONOMY_AUDIT_DIR", kind: "string", default: "./autonomy-audit", help: "directory of the JSON-lines audit log" },
   { flag: "schema", env: "AUTONOMY_SCHEMA", kind: "string", default: "public", help: "schema of leadership_state and leader_epochs" },
@@ -54,5 +58,22 @@ export function coordinatorConfig(s: Settings): CoordinatorConfig {
     nodeExpiryMs: s.number("node-expiry"),
     maxNodes: s.number("max-nodes"),
   });
-  return { databaseUrl: s.string("database-url"), host, port, auditDir, schema: s.string("schema"), policy, security: serverSecurity(s) };
+  let serverFence: ServerFence;
+  try {
+    serverFence = parseServerFence(s.string("fence-superseded-server"));
+  } catch (err) {
+    throw invalidArgument((err as Error).message);
+  }
+  return {
+    databaseUrl: s.string("database-url"),
+    host,
+    port,
+    auditDir,
+    schema: s.string("schema"),
+    policy,
+    security: serverSecurity(s),
+    region: validateRegion(s.optionalString("region") ?? ""),
+    containSuperseded: s.bool("contain-superseded"),
+    serverFence,
+  };
 }

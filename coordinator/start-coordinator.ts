@@ -1,10 +1,13 @@
 import { systemClock, type Clock } from "../core/clock.js";
-import { describeError, invalidArgument, toHaError } from "../core/errors.js";
+import { describeError, toHaError } from "../core/errors.js";
 import { silentLogger, type Logger } from "../core/log.js";
 import { noLeader } from "../core/model.js";
 import { parseDatabaseUrl, redact } from "../db/connect.js";
 import { SchemaName } from "../db/identifiers.js";
 import { migrate } from "../db/migrations.js";
+import { DatabaseAuthority } from "../db/database-authority.js";
+import { PrimaryPool } from "../db/primary-pool.js";
+import { DatabaseFailover, type ServerFence } from "./live/database-failover.js";
 import type { ServerSecurity } from "../rpc/auth/settings.js";
 import { serve } from "../rpc/server.js";
 import { listenerMetrics } from "../rpc/auth/listener-metrics.js";
@@ -40,6 +43,12 @@ export interface CoordinatorConfig {
   readonly maxMessageBytes?: number;
   /** Who may call what; without it the coordinator must listen on loopback. */
   readonly security?: ServerSecurity;
+  /** Where this coordinator runs; shown in status. */
+  readonly region?: string;
+  /** Fence a primary that a promotion left behind and hold its nodes. Default true. */
+  readonly containSuperseded?: boolean;
+  /** What else is done to such a server. Default none. */
+  readonly serverFence?: ServerFence;
 }
 
 export interface RunningCoordinator {
@@ -62,10 +71,20 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const log = config.log ?? silentLogger();
   const clock = config.clock ?? systemClock;
   const target = parseDatabaseUrl(config.databaseUrl, "--database-url");
-  if (target.hosts.length !== 1) {
-    throw invalidArgument("--database-url of the coordinator names one server; use a DNS name or VIP that follows the primary (agents take multi-host URLs)");
-  }
-  const pool = createTruthPool(target.urls[0]!, log);
+  // With several hosts, the scout looks at each and the truth pool follows
+  // the authoritative primary among them (db/database-authority.ts).
+  const authority = new DatabaseAuthority({
+    target,
+    schema,
+    clusterId: policy.clusterId,
+    nodeId: "autonomy-coordinator",
+    connectTimeoutMs: 3_000,
+    log: log.child({ component: "authority" }),
+    changed: () => undefined,
+  });
+  await authority.look();
+  const first = authority.authoritativeHost()?.url ?? target.urls[0]!;
+  const pool = new PrimaryPool(first, (url) => createTruthPool(url, log));
   try {
     const client = await pool.connect();
     try {
@@ -74,7 +93,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       client.release();
     }
   } catch (err) {
-    await pool.end().catch(() => undefined);
+    await Promise.all([pool.end().catch(() => undefined), authority.close()]);
     throw toHaError(err, `cannot use the lock database ${redact(config.databaseUrl)}`);
   }
 
@@ -82,7 +101,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   // identity): it survives restarts, replicates to standbys, and a fresh
   // database starts from zero whatever an old audit log says.
   const floor = await EpochFloor.load(pool, schema, policy.clusterId, log).catch(async (err: unknown) => {
-    await pool.end().catch(() => undefined);
+    await Promise.all([pool.end().catch(() => undefined), authority.close()]);
     throw toHaError(err, `cannot read the epoch floor from ${redact(config.databaseUrl)}`);
   });
 
@@ -92,7 +111,19 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const truth = new DatabaseTruthPoller(pool, schema, policy.clusterId, clock, log);
   const events = new LeaderEventLog(noLeader, () => clock.now());
   const sessions = new NodeSessions(policy.clusterId, clock, log, { limits: policy, signal: lifetime.signal });
-  const parts = { policy, sessions, truth, pool, schema, audit, clock, log };
+  const failover = new DatabaseFailover({
+    authority,
+    pool,
+    schema,
+    clusterId: policy.clusterId,
+    audit,
+    clock,
+    log: log.child({ component: "database-failover" }),
+    contain: config.containSuperseded ?? true,
+    serverFence: config.serverFence ?? { kind: "none" },
+    changed: () => void truth.refresh(),
+  });
+  const parts = { policy, sessions, truth, pool, schema, audit, clock, log, databases: failover, region: config.region ?? "" };
   // The engine attaches itself to the sessions and the poller; a recovery it
   // starts runs as an operation of that same engine.
   const engine = new Engine({
@@ -100,6 +131,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     events,
     floor,
     signal: lifetime.signal,
+    primaryHost: () => pool.target,
     recover: async (self, target, reason) => {
       await recoverSplitBrain({ ...parts, engine: self }, { strategy: "promote-leader", operator: "system", reason, caller: "coordinator (automatic recovery)", force: false, targetNode: target });
     },
@@ -107,7 +139,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const ctx: OperationContext = { ...parts, engine };
 
   await truth.refresh();
-  const polling = truth.run(policy.pollIntervalMs, lifetime.signal);
+  const polling = Promise.all([
+    truth.run(policy.pollIntervalMs, lifetime.signal),
+    // One host has nothing to compare: the truth read notices its promotions.
+    target.hosts.length > 1 ? failover.run(policy.pollIntervalMs, lifetime.signal) : Promise.resolve(),
+  ]);
 
   const watchers = { count: 0 };
   const metrics = () => {
@@ -142,7 +178,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   } catch (err) {
     lifetime.abort();
     await polling;
-    await pool.end().catch(() => undefined);
+    await Promise.all([pool.end().catch(() => undefined), authority.close()]);
     throw toHaError(err, `cannot listen on ${config.host ?? "127.0.0.1"}:${config.port ?? 8890}`);
   }
   log.info(
@@ -163,7 +199,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         await polling;
         await running.close();
         await audit.close().catch((err: unknown) => log.warn({ err: describeError(err) }, "closing the audit log failed"));
-        await pool.end().catch(() => undefined);
+        await Promise.all([pool.end().catch(() => undefined), authority.close()]);
         log.info("coordinator stopped");
       })()),
   };

@@ -88,6 +88,8 @@ export interface NodeReport {
   /** The server holding the node's lock, once the node has read it. */
   readonly lockDatabase: LockDatabaseIdentity | undefined;
   readonly lockDatabaseWritable: boolean;
+  /** The node's --region; empty when not set. */
+  readonly region: string;
   /** The agent's --lease (ms); 0 when not reported (an agent older than the field). */
   readonly leaseMs: number;
   readonly endpoint: string;

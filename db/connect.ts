@@ -43,6 +43,11 @@ export interface ConnectOptions {
   readonly keepAlive?: boolean;
   /** Ends a statement that runs (or waits for a reply) longer than this; none by default. */
   readonly statementTimeoutMs?: number;
+  /**
+   * Judges a host that passed target_session_attrs: a reason to refuse it
+   * (say, a primary that a promotion superseded), or undefined to take it.
+   */
+  readonly accept?: (client: pg.Client, host: string) => Promise<string | undefined>;
 }
 
 /** A client whose socket errors are logged rather than crashing the process. */
@@ -79,6 +84,12 @@ export async function connectDatabase(
           await client.end().catch(() => undefined);
           continue;
         }
+      }
+      const refusal = await options.accept?.(client, target.hosts[i]!);
+      if (refusal) {
+        failures.push(`${target.hosts[i]}: ${refusal}`);
+        await client.end().catch(() => undefined);
+        continue;
       }
       return client;
     } catch (err) {

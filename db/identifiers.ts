@@ -42,3 +42,11 @@ export function validateNodeId(id: string): string {
   }
   return id;
 }
+
+/** A region name as given by --region: where a node or a writer runs (e.g. eu-west-1). */
+export function validateRegion(region: string, what = "--region"): string {
+  if (region !== "" && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(region)) {
+    throw invalidArgument(`${what} "${region}" must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  return region;
+}

@@ -262,6 +262,275 @@ const migrations: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 5,
+    name: "promotion stamps and the fence of a superseded server",
+    sql: (s) => `
+      -- A server's timeline: on a primary the current WAL file names it at once
+      -- (the checkpoint's lags a promotion); on a standby, the timeline it
+      -- receives when streaming (its last checkpoint's lags until a restartpoint).
+      CREATE OR REPLACE FUNCTION ${s.q("current_timeline")}() RETURNS int
+      LANGUAGE sql STABLE SET search_path = pg_catalog AS $fn$
+        SELECT CASE WHEN pg_is_in_recovery()
+                    THEN greatest((SELECT timeline_id FROM pg_control_checkpoint()),
+                                  (SELECT max(received_tli) FROM pg_stat_wal_receiver))
+               ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END
+      $fn$;
+
+      -- Every promotion of a server of this system, as stamped: automatically by
+      -- the first term opened on a new timeline, or explicitly by stamp_promotion
+      -- (autonomy db stamp, or a failover tool's post-promote hook). Rows
+      -- replicate, so a standby and a later promotion carry them; a zombie
+      -- primary lacks the ones written after it was cut off.
+      CREATE TABLE IF NOT EXISTS ${s.q("promotions")} (
+        id                bigserial PRIMARY KEY,
+        cluster_id        text NOT NULL,
+        system_identifier text NOT NULL,
+        timeline          int NOT NULL,
+        stamped_epoch     bigint NOT NULL,
+        region            text NOT NULL DEFAULT '',
+        actor             text NOT NULL,
+        reason            text NOT NULL,
+        automatic         boolean NOT NULL,
+        stamped_at        timestamptz NOT NULL DEFAULT now()
+      );
+      COMMENT ON TABLE ${s.q("promotions")} IS
+        'autonomy-ha: promotion stamps; the highest (timeline, stamped_epoch) of a system is its authoritative primary';
+
+      -- The timeline each term opened on (NULL for terms opened before version 5).
+      ALTER TABLE ${s.q("leader_epochs")} ADD COLUMN IF NOT EXISTS timeline int;
+
+      -- Written on a server found superseded (a promoted server of the same
+      -- system is ahead of it). Keyed by the server's own (system, timeline):
+      -- once the server is rewound or re-cloned onto the new timeline the row
+      -- no longer applies. While it applies, no term opens here and every
+      -- assert_epoch fails.
+      CREATE TABLE IF NOT EXISTS ${s.q("database_fence")} (
+        system_identifier      text NOT NULL,
+        timeline               int NOT NULL,
+        superseded_by_timeline int NOT NULL,
+        superseded_by_stamp    bigint NOT NULL,
+        reason                 text NOT NULL,
+        fenced_by              text NOT NULL,
+        fenced_at              timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (system_identifier, timeline)
+      );
+      COMMENT ON TABLE ${s.q("database_fence")} IS
+        'autonomy-ha: this server was superseded by a promoted one; no term may open or be asserted here';
+
+      -- Why this server is fenced, or NULL. Cheap when nothing is fenced.
+      CREATE OR REPLACE FUNCTION ${s.q("fence_reason")}() RETURNS text
+      LANGUAGE plpgsql STABLE SET search_path = pg_catalog, ${s.quoted} AS $fn$
+      DECLARE
+        v_reason text;
+      BEGIN
+        IF NOT EXISTS (SELECT 1 FROM ${s.q("database_fence")}) THEN
+          RETURN NULL;
+        END IF;
+        SELECT format('this server (timeline %s) was superseded by timeline %s, stamp %s: %s',
+                      f.timeline, f.superseded_by_timeline, f.superseded_by_stamp, f.reason)
+          INTO v_reason
+          FROM ${s.q("database_fence")} f
+         WHERE f.system_identifier = (SELECT system_identifier::text FROM pg_control_system())
+           AND f.timeline = ${s.q("current_timeline")}();
+        RETURN v_reason;
+      END
+      $fn$;
+
+      -- As in version 4, and refused outright on a fenced server.
+      CREATE OR REPLACE FUNCTION ${s.q("assert_epoch")}(p_epoch bigint, p_cluster_id text DEFAULT 'default')
+      RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ${s.quoted} AS $fn$
+      DECLARE
+        v_epoch  bigint;
+        v_holder text;
+        v_fence  text;
+      BEGIN
+        PERFORM pg_advisory_xact_lock_shared(${EPOCH_GATE_CLASS_ID}, hashtext(p_cluster_id));
+        v_fence := ${s.q("fence_reason")}();
+        IF v_fence IS NOT NULL THEN
+          RAISE EXCEPTION USING
+            ERRCODE = 'AH001',
+            MESSAGE = format('stale epoch %s: %s', p_epoch, v_fence),
+            HINT = 'this database is no longer the primary of the cluster; re-read the leader and write through the promoted server';
+        END IF;
+        SELECT epoch, holder_id INTO v_epoch, v_holder
+          FROM ${s.q("leadership_state")} WHERE cluster_id = p_cluster_id FOR KEY SHARE;
+        IF NOT FOUND OR v_holder IS NULL OR p_epoch IS DISTINCT FROM v_epoch THEN
+          RAISE EXCEPTION USING
+            ERRCODE = 'AH001',
+            MESSAGE = format('stale epoch %s: current epoch of cluster %s is %s%s',
+                             p_epoch, p_cluster_id, coalesce(v_epoch, 0),
+                             CASE WHEN v_holder IS NULL THEN ' (no term is open)' ELSE '' END),
+            HINT = 'this writer no longer holds write authority; re-read the leader and retry with its epoch';
+        END IF;
+        RETURN v_epoch;
+      END
+      $fn$;
+      REVOKE ALL ON FUNCTION ${s.q("assert_epoch")}(bigint, text) FROM PUBLIC;
+      GRANT EXECUTE ON FUNCTION ${s.q("assert_epoch")}(bigint, text) TO PUBLIC;
+
+      -- As in version 4, plus: refused on a fenced server (AH004); and the first
+      -- term on a new timeline stamps the promotion (the fence of seed 004 §3).
+      -- Its epoch is above every epoch this server confirms and above p_floor,
+      -- the highest epoch the opener saw on any server of the cluster, so terms
+      -- lost with an async standby's promotion are never reused.
+      CREATE OR REPLACE FUNCTION ${s.q("open_epoch")}(p_cluster_id text, p_holder text, p_floor bigint)
+      RETURNS TABLE (epoch bigint, acquired_at timestamptz, superseded bigint[])
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_state     bigint;
+        v_max       bigint;
+        v_stored    bigint;
+        v_confirmed bigint;
+        v_new       bigint;
+        v_closed    bigint[];
+        v_sysid     text := (SELECT system_identifier::text FROM pg_control_system());
+        v_timeline  int;
+        v_fence     text;
+      BEGIN
+        IF NOT EXISTS (
+          SELECT 1 FROM pg_locks
+           WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted
+             AND classid = ${LOCK_CLASS_ID}::oid
+             AND objid::bigint = (hashtext(p_cluster_id)::bigint & 4294967295)
+             AND objsubid = 2) THEN
+          RAISE EXCEPTION USING ERRCODE = 'AH002',
+            MESSAGE = format('open_epoch: this session does not hold the leader lock of cluster %s', p_cluster_id);
+        END IF;
+        PERFORM pg_advisory_xact_lock(${EPOCH_GATE_CLASS_ID}, hashtext(p_cluster_id));
+        v_fence := ${s.q("fence_reason")}();
+        IF v_fence IS NOT NULL THEN
+          RAISE EXCEPTION USING ERRCODE = 'AH004',
+            MESSAGE = format('open_epoch: no term opens here: %s', v_fence),
+            HINT = 'connect to the promoted server (list every server in --database-url with target_session_attrs=read-write)';
+        END IF;
+        INSERT INTO ${s.q("leadership_state")} (cluster_id) VALUES (p_cluster_id) ON CONFLICT DO NOTHING;
+        SELECT ls.epoch INTO v_state FROM ${s.q("leadership_state")} ls WHERE ls.cluster_id = p_cluster_id FOR UPDATE;
+        SELECT coalesce(max(le.epoch), 0) INTO v_max FROM ${s.q("leader_epochs")} le WHERE le.cluster_id = p_cluster_id;
+        SELECT coalesce(max(f.floor), 0) INTO v_stored FROM ${s.q("epoch_floor")} f
+         WHERE f.cluster_id = p_cluster_id AND f.system_identifier = v_sysid;
+        v_confirmed := greatest(v_state, v_max, v_stored);
+        IF coalesce(p_floor, 0) > v_confirmed + ${MAX_EPOCH_JUMP} THEN
+          RAISE EXCEPTION USING ERRCODE = 'AH003',
+            MESSAGE = format('open_epoch: floor %s is more than ${MAX_EPOCH_JUMP} above epoch %s, the highest epoch this database confirms for cluster %s; refused',
+                             p_floor, v_confirmed, p_cluster_id),
+            HINT = 'a floor that far above the database comes from a forged or corrupt report, not from a real term';
+        END IF;
+        v_new := greatest(v_confirmed, coalesce(p_floor, 0)) + 1;
+        v_timeline := ${s.q("current_timeline")}();
+        IF EXISTS (SELECT 1 FROM ${s.q("leader_epochs")} le WHERE le.cluster_id = p_cluster_id AND le.timeline < v_timeline)
+           AND NOT EXISTS (SELECT 1 FROM ${s.q("leader_epochs")} le WHERE le.cluster_id = p_cluster_id AND le.timeline >= v_timeline)
+           AND NOT EXISTS (SELECT 1 FROM ${s.q("promotions")} pr
+                            WHERE pr.cluster_id = p_cluster_id AND pr.system_identifier = v_sysid AND pr.timeline >= v_timeline) THEN
+          INSERT INTO ${s.q("promotions")} (cluster_id, system_identifier, timeline, stamped_epoch, actor, reason, automatic)
+               VALUES (p_cluster_id, v_sysid, v_timeline, v_new, p_holder, format('first term on timeline %s', v_timeline), true);
+        END IF;
+        WITH closed AS (
+          UPDATE ${s.q("leader_epochs")} le SET resigned_at = now(), end_reason = 'superseded'
+           WHERE le.cluster_id = p_cluster_id AND le.resigned_at IS NULL
+          RETURNING le.epoch)
+        SELECT coalesce(array_agg(closed.epoch ORDER BY closed.epoch), '{}') INTO v_closed FROM closed;
+        INSERT INTO ${s.q("leader_epochs")} (cluster_id, epoch, holder_id, acquired_at, timeline)
+             VALUES (p_cluster_id, v_new, p_holder, now(), v_timeline);
+        UPDATE ${s.q("leadership_state")} ls
+           SET holder_id = p_holder, epoch = v_new, acquired_at = now(), heartbeat_at = now()
+         WHERE ls.cluster_id = p_cluster_id;
+        RETURN QUERY SELECT v_new, now(), v_closed;
+      END
+      $fn$;
+
+      -- Seed 004 §3, as a function any failover tool can call after a promotion:
+      -- ends any open term, raises the writer epoch above every epoch this
+      -- server confirms and above p_at_least (the highest epoch seen elsewhere,
+      -- within ${MAX_EPOCH_JUMP}), and records the region and the actor. The next
+      -- term opens above the stamp. Refused on a standby and on a fenced server.
+      CREATE OR REPLACE FUNCTION ${s.q("stamp_promotion")}(p_cluster_id text, p_region text, p_actor text, p_reason text, p_at_least bigint DEFAULT 0)
+      RETURNS TABLE (stamped_epoch bigint, system_identifier text, timeline int, closed bigint[])
+      LANGUAGE plpgsql AS $fn$
+      #variable_conflict use_column
+      DECLARE
+        v_sysid     text := (SELECT pc.system_identifier::text FROM pg_control_system() pc);
+        v_timeline  int;
+        v_confirmed bigint;
+        -- The result columns share names with table columns: qualify every use.
+        v_stamp     bigint;
+        v_closed    bigint[];
+        v_fence     text;
+      BEGIN
+        IF pg_is_in_recovery() THEN
+          RAISE EXCEPTION USING ERRCODE = 'AH005',
+            MESSAGE = 'stamp_promotion: this server is a standby (in recovery); stamp the promoted primary',
+            HINT = 'run it after pg_ctl promote / the failover tool has promoted this server';
+        END IF;
+        PERFORM pg_advisory_xact_lock(${EPOCH_GATE_CLASS_ID}, hashtext(p_cluster_id));
+        v_fence := ${s.q("fence_reason")}();
+        IF v_fence IS NOT NULL THEN
+          RAISE EXCEPTION USING ERRCODE = 'AH004', MESSAGE = format('stamp_promotion: refused: %s', v_fence);
+        END IF;
+        INSERT INTO ${s.q("leadership_state")} (cluster_id) VALUES (p_cluster_id) ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM ${s.q("leadership_state")} ls WHERE ls.cluster_id = p_cluster_id FOR UPDATE;
+        v_confirmed := greatest(
+          (SELECT coalesce(max(ls.epoch), 0) FROM ${s.q("leadership_state")} ls WHERE ls.cluster_id = p_cluster_id),
+          (SELECT coalesce(max(le.epoch), 0) FROM ${s.q("leader_epochs")} le WHERE le.cluster_id = p_cluster_id),
+          (SELECT coalesce(max(f.floor), 0) FROM ${s.q("epoch_floor")} f WHERE f.cluster_id = p_cluster_id AND f.system_identifier = v_sysid),
+          (SELECT coalesce(max(pr.stamped_epoch), 0) FROM ${s.q("promotions")} pr WHERE pr.cluster_id = p_cluster_id AND pr.system_identifier = v_sysid));
+        IF coalesce(p_at_least, 0) > v_confirmed + ${MAX_EPOCH_JUMP} THEN
+          RAISE EXCEPTION USING ERRCODE = 'AH003',
+            MESSAGE = format('stamp_promotion: --at-least %s is more than ${MAX_EPOCH_JUMP} above epoch %s, the highest epoch this server confirms; refused',
+                             p_at_least, v_confirmed);
+        END IF;
+        v_stamp := greatest(v_confirmed, coalesce(p_at_least, 0)) + 1;
+        v_timeline := ${s.q("current_timeline")}();
+        WITH ended AS (
+          UPDATE ${s.q("leader_epochs")} le SET resigned_at = now(), end_reason = 'superseded'
+           WHERE le.cluster_id = p_cluster_id AND le.resigned_at IS NULL
+          RETURNING le.epoch)
+        SELECT coalesce(array_agg(ended.epoch ORDER BY ended.epoch), '{}') INTO v_closed FROM ended;
+        UPDATE ${s.q("leadership_state")} ls SET holder_id = NULL, epoch = v_stamp WHERE ls.cluster_id = p_cluster_id;
+        INSERT INTO ${s.q("epoch_floor")} AS f (cluster_id, system_identifier, floor, updated_at)
+             VALUES (p_cluster_id, v_sysid, v_stamp, now())
+        ON CONFLICT (cluster_id, system_identifier) DO UPDATE SET floor = greatest(f.floor, excluded.floor), updated_at = now();
+        INSERT INTO ${s.q("promotions")} (cluster_id, system_identifier, timeline, stamped_epoch, region, actor, reason, automatic)
+             VALUES (p_cluster_id, v_sysid, v_timeline, v_stamp, coalesce(p_region, ''), p_actor, p_reason, false);
+        RETURN QUERY SELECT v_stamp, v_sysid, v_timeline, v_closed;
+      END
+      $fn$;
+      REVOKE ALL ON FUNCTION ${s.q("stamp_promotion")}(text, text, text, text, bigint) FROM PUBLIC;
+
+      -- Fences this server: called on a server found superseded, by an agent or
+      -- the coordinator that read the promoted server itself. Ends every open
+      -- term of every cluster here so assert_epoch rejects all epochs at once.
+      -- Refused when the caller's evidence is not ahead of this server.
+      CREATE OR REPLACE FUNCTION ${s.q("fence_superseded")}(p_by_timeline int, p_by_stamp bigint, p_reason text, p_fenced_by text)
+      RETURNS boolean LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_sysid    text := (SELECT pc.system_identifier::text FROM pg_control_system() pc);
+        v_timeline int := ${s.q("current_timeline")}();
+        v_stamp    bigint := (SELECT coalesce(max(pr.stamped_epoch), 0) FROM ${s.q("promotions")} pr WHERE pr.system_identifier = v_sysid AND pr.timeline <= v_timeline);
+        v_cluster  text;
+      BEGIN
+        IF (p_by_timeline, p_by_stamp) <= (v_timeline, v_stamp) THEN
+          RAISE EXCEPTION USING ERRCODE = 'AH006',
+            MESSAGE = format('fence_superseded: refused: this server (timeline %s, stamp %s) is not behind timeline %s, stamp %s',
+                             v_timeline, v_stamp, p_by_timeline, p_by_stamp);
+        END IF;
+        INSERT INTO ${s.q("database_fence")} (system_identifier, timeline, superseded_by_timeline, superseded_by_stamp, reason, fenced_by)
+             VALUES (v_sysid, v_timeline, p_by_timeline, p_by_stamp, p_reason, p_fenced_by)
+        ON CONFLICT (system_identifier, timeline) DO NOTHING;
+        IF NOT FOUND THEN
+          RETURN false;
+        END IF;
+        FOR v_cluster IN SELECT ls.cluster_id FROM ${s.q("leadership_state")} ls LOOP
+          PERFORM pg_advisory_xact_lock(${EPOCH_GATE_CLASS_ID}, hashtext(v_cluster));
+        END LOOP;
+        UPDATE ${s.q("leader_epochs")} le SET resigned_at = now(), end_reason = 'superseded' WHERE le.resigned_at IS NULL;
+        UPDATE ${s.q("leadership_state")} ls SET holder_id = NULL WHERE ls.holder_id IS NOT NULL;
+        RETURN true;
+      END
+      $fn$;
+      REVOKE ALL ON FUNCTION ${s.q("fence_superseded")}(int, bigint, text, text) FROM PUBLIC;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = migrations[migrations.length - 1]!.version;

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { ErrorCode, toHaError } from "../core/errors.js";
-import { connectDatabase, type DatabaseTarget } from "./connect.js";
+import { connectDatabase, type ConnectOptions, type DatabaseTarget } from "./connect.js";
 
 /**
  * One lazily (re)connected client for reads and control statements that must
@@ -27,7 +27,14 @@ export class SideConnection {
 
   constructor(
     private readonly target: DatabaseTarget,
-    private readonly options: { applicationName: string; connectTimeoutMs: number; statementTimeoutMs?: number; onError?: (err: Error) => void },
+    private readonly options: {
+      applicationName: string;
+      connectTimeoutMs: number;
+      statementTimeoutMs?: number;
+      onError?: (err: Error) => void;
+      /** Judges each server before settling on it (connectDatabase's accept). */
+      accept?: ConnectOptions["accept"];
+    },
   ) {}
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
@@ -56,7 +63,7 @@ export class SideConnection {
     this.pending ??= connectDatabase(
       this.target,
       // A half-open connection must not stall probes, commands and cancels for minutes.
-      { applicationName: this.options.applicationName, connectTimeoutMs: this.options.connectTimeoutMs, statementTimeoutMs: this.options.statementTimeoutMs ?? 5_000 },
+      { applicationName: this.options.applicationName, connectTimeoutMs: this.options.connectTimeoutMs, statementTimeoutMs: this.options.statementTimeoutMs ?? 5_000, accept: this.options.accept },
       (err) => {
         this.options.onError?.(err);
         if (this.current) this.drop(this.current);

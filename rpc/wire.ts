@@ -199,6 +199,7 @@ export function reportToWire(r: Omit<NodeReport, "nodeId">): AgentReport {
     minSyncReplicas: r.minSyncReplicas,
     held: r.held,
     leaseMs: r.leaseMs,
+    region: r.region,
   });
 }
 
@@ -231,6 +232,7 @@ export function reportFromWire(nodeId: string, r: AgentReport): NodeReport {
     minSyncReplicas: r.minSyncReplicas,
     held: r.held,
     leaseMs: r.leaseMs,
+    region: r.region,
   };
 }
 

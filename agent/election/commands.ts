@@ -34,6 +34,29 @@ export class CommandQueue {
   failAll(message: string): void {
     for (const q of this.items.splice(0)) q.done(failed(q.command, message));
   }
+
+  /**
+   * Without a lock session a node holds no term, so a hold or a release needs
+   * none: they are answered by changing the state alone (holding is always
+   * safe). Everything else fails with `message`.
+   */
+  answerWithoutSession(ctx: Pick<CommandContext, "state" | "setState" | "log">, message: string): void {
+    for (const { command, done } of this.items.splice(0)) {
+      const kind = command.action.kind;
+      if (kind === "hold" && !termOf(ctx.state())) {
+        cancelOrderedCampaign(ctx, "superseded by hold");
+        ctx.setState(held);
+        ctx.log.info({ commandId: command.commandId }, "command hold: holding (no lock session)");
+        done(outcome(command, "done", "holding: not campaigning until released (no lock session now)", 0));
+      } else if (kind === "release") {
+        cancelOrderedCampaign(ctx, "superseded by release");
+        if (ctx.state().kind === "held") ctx.setState(follower);
+        done(outcome(command, "done", "released: campaigning normally once the lock database is reachable", 0));
+      } else {
+        done(failed(command, message));
+      }
+    }
+  }
 }
 
 export function outcome(command: NodeCommand, result: CommandOutcome["result"], message: string, epoch = 0): CommandOutcome {
@@ -111,7 +134,7 @@ function enterCampaign(ctx: CommandContext, floor: number): void {
   cancelOrderedCampaign(ctx, "superseded by a newer campaign");
 }
 
-function cancelOrderedCampaign(ctx: CommandContext, why: string): void {
+function cancelOrderedCampaign(ctx: Pick<CommandContext, "state" | "setState">, why: string): void {
   const state = ctx.state();
   if (state.kind !== "campaigning") return;
   ctx.setState(follower);

@@ -11,6 +11,7 @@ import { CommandQueue, expireOrderedCampaign, failed, runCommand, serveOrderedCa
 import { follower, roleOf, termOf, type ElectionState } from "./election-state.js";
 import { takeOverHungLeader } from "./hung-leader.js";
 import { LeaderObserver } from "./leader-observer.js";
+import type { DatabaseAuthority, LockServer } from "../../db/database-authority.js";
 import { LockSession } from "./lock-session.js";
 import { nextStep, type Quiet, type Step, type StepConfig, type StepKind } from "./next-step.js";
 import { lockAuthority, writeReadiness, type Readiness, type Term } from "./readiness.js";
@@ -29,6 +30,8 @@ export interface ElectionSnapshot {
   readonly held: boolean;
   readonly databaseError: string;
   readonly lockConfirmedAt: Date | undefined;
+  /** The server the lock session is on, as read when it connected. */
+  readonly lockServer: LockServer | undefined;
 }
 
 /** How the election defers to a coordinator while one is configured and reachable. */
@@ -72,6 +75,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
     private readonly config: AgentConfig,
     target: DatabaseTarget,
     private readonly side: SideConnection,
+    private readonly authority: DatabaseAuthority,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly coordination: Coordination = { connected: () => false, startupGraceMs: 0 },
@@ -86,6 +90,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
         connectTimeoutMs: config.connectTimeoutMs,
         statementLockTimeoutMs: config.leaseMs,
         clock,
+        authority,
         // Cancel only a wait still in progress: a cancel that arrives after the
         // lock was granted must not hit the next statement of a new leader.
         cancel: (pid) => cancelLockWait(side.db, pid),
@@ -167,6 +172,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
       held: this.state.kind === "held",
       databaseError: this.sessions.databaseError,
       lockConfirmedAt: this.terms.lockConfirmedAt,
+      lockServer: session?.alive ? session.server : undefined,
     };
   }
 
@@ -218,6 +224,11 @@ export class Elector extends EventEmitter<{ change: [] }> {
     await this.sessions.close();
   }
 
+  /** Something the election depends on changed outside it (a server found superseded): decide again now. */
+  reconsider(): void {
+    this.interrupt();
+  }
+
   private changed(): void {
     this.emit("change");
   }
@@ -252,6 +263,9 @@ export class Elector extends EventEmitter<{ change: [] }> {
 
   private decide(): Step {
     const nowMs = this.clock.monotonicMs();
+    // Epochs seen on any server (a zombie's included) count toward the next term's floor.
+    const session = this.sessions.current;
+    this.observer.noteEpoch(this.authority.highestEpochOf(session?.server?.reading.systemIdentifier));
     const step = nextStep(
       this.state,
       {
@@ -262,6 +276,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
         nextHeartbeatMs: this.terms.nextHeartbeatMs,
         nextCampaignMs: this.schedule.nextCampaignMs,
         lockHolder: this.observer.current.lockHolder,
+        superseded: session?.alive ? this.authority.lockServerRefusal(session.server) : undefined,
       },
       this.stepConfig,
       nowMs,
@@ -279,6 +294,8 @@ export class Elector extends EventEmitter<{ change: [] }> {
         return this.terms.fenceNow(step.reason);
       case "connect":
         return this.connect();
+      case "leave_superseded":
+        return this.leaveSuperseded(step.reason);
       case "run_command":
         return this.runNextCommand();
       case "heartbeat":
@@ -316,7 +333,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
     const message = describeError(err);
     // Commands cannot run without a lock session: answer them now rather
     // than retrying them (and spinning) until the database is back.
-    this.commands.failAll(`lock database unavailable: ${message}`);
+    this.commands.answerWithoutSession(this.commandContext, `lock database unavailable: ${message}`);
     this.terms.drop(`lock session failed: ${message}`, true);
     const delay = this.sessions.failed(message);
     this.log.warn({ err: message, retryInMs: delay }, "lock database unavailable");
@@ -329,6 +346,34 @@ export class Elector extends EventEmitter<{ change: [] }> {
     this.log.info({ pid: session.pid }, "lock session connected");
     // Fenced describes the lost term; a fresh session starts as a follower.
     if (this.state.kind === "fenced") this.state = follower;
+    this.changed();
+  }
+
+  /**
+   * The lock session's server was superseded by a promoted one: resign any
+   * term there (Write-Ready drops first), answer a standing campaign, fence the
+   * server so its assert_epoch refuses every epoch, and drop the session. The
+   * next connect refuses that server and settles on the authoritative one.
+   */
+  private async leaveSuperseded(reason: string): Promise<void> {
+    const session = this.liveSession();
+    const server = session.server;
+    if (termOf(this.state)) {
+      await this.terms.resign(session).catch((err: unknown) => this.log.warn({ err: describeError(err) }, "resigning on a superseded server failed; the term ends with the session"));
+    }
+    if (this.state.kind === "campaigning") {
+      this.state.standing.done(failed(this.state.standing.command, `campaign refused: ${reason}`));
+      this.state = follower;
+    }
+    const by = server && this.authority.authoritative(server.reading.systemIdentifier);
+    if (by && session.alive && !server.reading.fenced) {
+      await session.fenceSuperseded(by, reason).then(
+        (fresh) => fresh && this.log.warn({ host: server.host }, `fenced ${server.host}: no term opens there and assert_epoch refuses every epoch`),
+        (err: unknown) => this.log.warn({ host: server.host, err: describeError(err) }, "fencing the superseded server failed"),
+      );
+    }
+    this.log.warn({ host: server?.host }, `left the lock database: ${reason}`);
+    this.sessions.drop();
     this.changed();
   }
 

@@ -4,6 +4,9 @@ import { ErrorCode, HaError, toHaError } from "../../core/errors.js";
 import { connectDatabase, type DatabaseTarget } from "../../db/connect.js";
 import { LOCK_CLASS_ID, type SchemaName } from "../../db/identifiers.js";
 import { LOCK_MATCH_SQL, closeEpoch, openEpoch } from "../../db/leadership.js";
+import type { ServerStanding } from "../../core/authority.js";
+import { fenceSupersededServer } from "../../db/authority.js";
+import type { DatabaseAuthority, LockServer } from "../../db/database-authority.js";
 
 export interface LockSessionOptions {
   readonly target: DatabaseTarget;
@@ -17,6 +20,8 @@ export interface LockSessionOptions {
   readonly statementLockTimeoutMs: number;
   /** Paces the repeated cancel of an aborted lock wait; the system clock when omitted. */
   readonly clock?: Clock;
+  /** Judges each server before the session settles on it (a superseded primary is refused). */
+  readonly authority?: DatabaseAuthority;
 }
 
 /** What one heartbeat through the lock session confirmed. */
@@ -42,13 +47,21 @@ export class LockSession {
     private readonly client: pg.Client,
     readonly pid: number,
     private readonly options: LockSessionOptions,
+    /** The server this session is on, as read when it connected (with an authority to judge it). */
+    readonly server: LockServer | undefined,
   ) {}
 
   static async open(options: LockSessionOptions): Promise<LockSession> {
     let session: LockSession | undefined;
+    let server: LockServer | undefined;
     const client = await connectDatabase(
       options.target,
-      { applicationName: options.nodeId, connectTimeoutMs: options.connectTimeoutMs, keepAlive: true },
+      {
+        applicationName: options.nodeId,
+        connectTimeoutMs: options.connectTimeoutMs,
+        keepAlive: true,
+        accept: options.authority?.accept((chosen) => (server = chosen)),
+      },
       (err) => session?.markDead(err),
     );
     client.on("end", () => session?.markDead(new Error("lock session closed")));
@@ -56,7 +69,7 @@ export class LockSession {
       const first = await backendPid(client);
       const second = await backendPid(client);
       if (first !== second) throw pooled(first, second);
-      session = new LockSession(client, first, options);
+      session = new LockSession(client, first, options, server);
       return session;
     } catch (err) {
       await client.end().catch(() => undefined);
@@ -190,6 +203,15 @@ export class LockSession {
     );
     await this.unlock();
     return at;
+  }
+
+  /**
+   * Fences this session's server as superseded by `by` (see fence_superseded):
+   * every term there ends and assert_epoch refuses every epoch. The server
+   * refuses when `by` is not ahead of it. Returns whether the fence is new.
+   */
+  async fenceSuperseded(by: ServerStanding, reason: string): Promise<boolean> {
+    return this.bounded("fence superseded server", () => fenceSupersededServer(this.client, this.options.schema, by, reason, this.options.nodeId));
   }
 
   async unlock(): Promise<void> {

@@ -27,6 +27,7 @@ const inputs = (over: Partial<StepInputs> = {}): StepInputs => ({
   nextHeartbeatMs: NOW,
   nextCampaignMs: NOW,
   lockHolder: "cp-node-1",
+  superseded: undefined,
   ...over,
 });
 
@@ -38,6 +39,13 @@ const cases: Case[] = [
     { kind: "fence", epoch: 7, reason: "lock session unconfirmed for 1500ms (lease 1500ms): fenced" }],
   ["a leader whose lock session died fences itself", leader(), inputs({ sessionAlive: false }), config,
     { kind: "fence", epoch: 7, reason: "lock session lost" }],
+  // A superseded server: leave it before anything queued runs, leader or not.
+  ["a leader on a superseded server leaves it, even with a command queued", leader(), inputs({ commandPending: true, superseded: "server 1/tl1 is superseded" }), config,
+    { kind: "leave_superseded", reason: "server 1/tl1 is superseded" }],
+  ["a held follower on a superseded server leaves it too", held, inputs({ superseded: "fenced as superseded" }), config,
+    { kind: "leave_superseded" }],
+  ["a leader past its lease on a superseded server fences first", leader(NOW - 1_500), inputs({ superseded: "superseded" }), config,
+    { kind: "fence", epoch: 7 }],
   ["a leader 1ms inside its lease keeps its term", leader(NOW - 1_499), inputs(), config, { kind: "heartbeat", inMs: 0 }],
   // The lock session.
   ["a fenced node opens a fresh lock session", fenced, inputs({ sessionAlive: false }), config,

@@ -23,6 +23,8 @@ export interface StepInputs {
   readonly nextCampaignMs: number;
   /** Who holds the lock as last observed; for the reasons only. */
   readonly lockHolder: string | undefined;
+  /** Why the lock session's server may hold no term (a promotion superseded it), or undefined. */
+  readonly superseded: string | undefined;
 }
 
 export interface StepConfig {
@@ -45,6 +47,8 @@ export type Step =
   | { readonly kind: "fence"; readonly reason: string; readonly epoch: number }
   /** Open a new lock session. */
   | { readonly kind: "connect"; readonly reason: string }
+  /** The session's server was superseded: resign any term there, fence the server, drop the session. */
+  | { readonly kind: "leave_superseded"; readonly reason: string }
   /** Run the next queued coordinator command. */
   | { readonly kind: "run_command"; readonly reason: string }
   /** Confirm the lock and the term through the lock session. */
@@ -65,6 +69,7 @@ export type StepKind = Step["kind"];
 export const STEP_KINDS: readonly StepKind[] = [
   "fence",
   "connect",
+  "leave_superseded",
   "run_command",
   "heartbeat",
   "ordered_campaign",
@@ -88,6 +93,8 @@ export function nextStep(state: ElectionState, inputs: StepInputs, config: StepC
   if (!inputs.sessionAlive) {
     return { kind: "connect", reason: state.kind === "fenced" ? `fenced after epoch ${state.epoch}: reconnecting the lock session` : "no lock session" };
   }
+  // No term is ever held or opened on a superseded server, whatever is queued.
+  if (inputs.superseded) return { kind: "leave_superseded", reason: inputs.superseded };
   if (inputs.commandPending) return { kind: "run_command", reason: "a coordinator command is queued" };
 
   if (state.kind === "leader") {

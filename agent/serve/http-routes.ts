@@ -12,7 +12,12 @@ import { addNodeUi, type NodeEventSources } from "./ui-routes.js";
  * leader; replica: 200 on a healthy non-leader), replication, liveness,
  * readiness and Prometheus metrics.
  */
-export function agentHttpRoutes(report: () => NodeReport, listener?: () => Registry, ui?: Omit<NodeEventSources, "report">): HttpRouter {
+export function agentHttpRoutes(
+  report: () => NodeReport,
+  listener?: () => Registry,
+  ui?: Omit<NodeEventSources, "report">,
+  cluster?: () => Record<string, unknown>,
+): HttpRouter {
   const metrics = [agentMetrics(report), ...(listener ? [listener()] : [])];
   const router = new HttpRouter()
     .get("/v1/health/leader", () => ({ json: leaderJson(report()) }))
@@ -53,7 +58,10 @@ export function agentHttpRoutes(report: () => NodeReport, listener?: () => Regis
     .get("/readyz", () => {
       const r = report();
       const ready = r.role !== "disconnected" && r.databaseError === "";
-      return { status: ready ? 200 : 503, json: { ready, role: r.role, ...(r.databaseError ? { error: r.databaseError } : {}) } };
+      return {
+        status: ready ? 200 : 503,
+        json: { ready, role: r.role, ...(r.databaseError ? { error: r.databaseError } : {}), ...(cluster ? { cluster: cluster() } : {}) },
+      };
     })
     .get("/metrics", async () => ({ text: await metricsText(...metrics), contentType: METRICS_CONTENT_TYPE }));
   // The node's own live page (docs/web-view.md).

@@ -125,7 +125,8 @@ export class DevCluster {
     const coordinatorUrl = `${scheme}://${host}:${coordinatorPort}`;
     this.coordinator = this.spawn("coordinator", coordinatorUrl, [
       "coordinator",
-      "--database-url", primaryUrl,
+      // Both servers, as agents: the coordinator follows the authoritative primary and contains a zombie.
+      "--database-url", lockUrl,
       "--listen", `${host}:${coordinatorPort}`,
       "--audit-dir", this.auditDir,
       ...(await tlsFlags("coordinator", "coordinator")),
@@ -184,6 +185,19 @@ export class DevCluster {
       workload: { table: "promotion_decisions", description: "fenced writes through assert_epoch() by the leader's control-plane stand-in" },
       security,
     };
+  }
+
+  /**
+   * Starts the old primary again after `autonomy dev promote --crash-primary`:
+   * writable on its old timeline, a zombie for the coordinator to contain
+   * (seed 004's watch-out). Returns what was done, for the dev log.
+   */
+  async restartOldPrimary(): Promise<string> {
+    const primary = this.pg?.primary;
+    if (!primary) return "no PostgreSQL cluster is running";
+    if (primary.isRunning()) return `the old primary (port ${primary.port}) is already running`;
+    await primary.start();
+    return `started the old primary again on port ${primary.port}, writable on its old timeline: a zombie for the coordinator to contain`;
   }
 
   /** Stops everything in order: workload, agents (the leader resigns), coordinator, PostgreSQL. */

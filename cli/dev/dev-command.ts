@@ -10,12 +10,15 @@ import { intFlag, parseFlags } from "../args.js";
 import type { Command } from "../commands.js";
 import { ExitCode, UsageError } from "../exit-codes.js";
 import { DevCluster, type DevDescription } from "./dev-cluster.js";
+import { devDatabaseCommand, RESTART_OLD_PRIMARY_SIGNAL } from "./dev-database.js";
 import { takeDevLock } from "./dev-lock.js";
 import { followStream } from "../follow-stream.js";
 import { kindName } from "../output/watch.js";
 import { RECENT_EVENTS, redraw, renderLiveView, type LiveEvent, type LiveView } from "./live-view.js";
 
 const HELP = `Usage: autonomy dev [--agents N] [--data-dir DIR] [--coordinator-port PORT] [--agent-base-port PORT] [--host HOST] [--secure]
+       autonomy dev promote [--crash-primary]   promote the standby (seed 004 §2); see "autonomy dev promote --help"
+       autonomy dev zombie                      start a crashed old primary again, as a zombie
 
 Starts a real local cluster and keeps it running until Ctrl-C:
 a PostgreSQL primary and a streaming standby, a coordinator, N agents
@@ -43,6 +46,7 @@ export const devCommand: Command = {
   name: "dev",
   summary: "run a real local cluster: Postgres primary + standby, coordinator, agents, demo workload",
   async run(argv) {
+    if (argv[0] === "promote" || argv[0] === "zombie") return devDatabaseCommand(argv[0], argv.slice(1));
     const { values } = parseFlags("dev", argv, {
       agents: { type: "string" },
       "data-dir": { type: "string" },
@@ -100,6 +104,13 @@ export const devCommand: Command = {
       return ExitCode.Failed;
     }
     writeFileSync(describePath, JSON.stringify(description, null, 2) + "\n");
+    // `autonomy dev zombie` asks for the old primary back (only this process can start it).
+    process.on(RESTART_OLD_PRIMARY_SIGNAL, () => {
+      void cluster.restartOldPrimary().then(
+        (done) => process.stdout.write(`autonomy dev: ${done}\n`),
+        (err: unknown) => process.stderr.write(`autonomy dev: could not start the old primary: ${describeError(err)}\n`),
+      );
+    });
     const binDir = linkBin(dataDir);
     process.stdout.write(banner(description, show, binDir));
 

@@ -1,4 +1,4 @@
-import type { GetStatusResponse, NodeStatus } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import type { DatabaseStatus, GetStatusResponse, NodeStatus } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { LagStatus } from "../../gen/autonomy/ha/v1/types_pb.js";
 import { lagFromWire, roleFromWire } from "../../rpc/wire.js";
 import { labelled, lagText, num, table, timeOrNull, timeText } from "./format.js";
@@ -63,6 +63,7 @@ export function statusText(s: GetStatusResponse): string[] {
       SUB,
     ),
   ];
+  if (s.database) lines.push("", "Database", ...databaseBlock(s.database));
   if (s.nodes.length > 0) lines.push("", "Nodes", ...nodesTable(s.nodes));
   const notes: [string, string][] = [];
   if (s.maintenance) notes.push(["Maintenance", 'paused: no automatic failover or recovery ("autonomy ha resume" ends it)']);
@@ -150,6 +151,23 @@ export function statusJson(s: GetStatusResponse) {
     nodes: s.nodes.map(nodeJson),
     maintenance: s.maintenance,
     split_brain_detected: s.splitBrainDetected,
+    ...(s.database ? { database: databaseJson(s.database) } : {}),
+  };
+}
+
+function databaseJson(d: DatabaseStatus) {
+  return {
+    writes_usable: d.writesUsable,
+    reason: d.reason || null,
+    primary_host: d.primaryHost || null,
+    system_identifier: d.systemIdentifier || null,
+    timeline: d.timeline || null,
+    writer_node: d.writerNode || null,
+    writer_region: d.writerRegion || null,
+    highest_epoch: num(d.highestEpoch),
+    last_promotion_at: timeOrNull(d.lastPromotionAt),
+    last_promotion_rto_ms: num(d.lastPromotionRtoMs) || null,
+    coordinator_region: d.coordinatorRegion || null,
   };
 }
 
@@ -173,4 +191,21 @@ function nodeJson(n: NodeStatus) {
     last_report_at: timeOrNull(n.lastReportAt),
     endpoint: n.endpoint,
   };
+}
+
+/** Seed 004 §5 in the status: the primary, its timeline, and whether writes are usable through it. */
+function databaseBlock(d: DatabaseStatus): string[] {
+  const rto = num(d.lastPromotionRtoMs);
+  return labelled(
+    [
+      ["Primary", d.primaryHost ? `${d.primaryHost}${d.systemIdentifier ? ` (system ${d.systemIdentifier})` : ""}` : "unknown"],
+      ["Timeline", d.timeline ? String(d.timeline) : "unknown"],
+      ["Writes Usable", d.writesUsable ? "true" : `false (${d.reason || "unknown"})`],
+      ["Writer Region", d.writerRegion || "not set"],
+      ["Highest Epoch", String(num(d.highestEpoch))],
+      ["Last Promotion", d.lastPromotionAt ? `${timeText(d.lastPromotionAt)}${rto > 0 ? ` (RTO ${rto}ms)` : ""}` : "none seen"],
+    ],
+    "  ",
+    SUB,
+  );
 }

@@ -51,6 +51,12 @@ export const AuditType = {
   ReconcileHoldSet: "ha.reconcile_hold.set",
   /** The manual-reconcile hold ended (a failover or promote-leader named a leader). */
   ReconcileHoldCleared: "ha.reconcile_hold.cleared",
+  /** A promoted server is the primary now; evidence carries the measured RTO (seed 004 §5). */
+  DatabasePromoted: "ha.database.promoted",
+  /** A primary that a promotion left behind was fenced (and its nodes held). */
+  DatabaseContained: "ha.database.contained",
+  /** A node on a superseded primary was held until it reaches the authoritative one. */
+  NodeHeldOnSupersededDatabase: "ha.node.held_superseded_database",
 } as const;
 
 export const AUDIT_FILE = "audit.jsonl";

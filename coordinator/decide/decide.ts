@@ -2,7 +2,7 @@ import { lockDatabaseLabel } from "../../core/lock-database.js";
 import type { CoordinatorPolicy } from "../config.js";
 import { detectIntruders } from "../detect/intruder.js";
 import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
-import { freshClaimants, highestEpochKnown, holderOwner, isFresh, leaderOf, nodeById, verifyLockClaim, type ClusterView } from "../view/cluster-view.js";
+import { freshClaimants, highestEpochKnown, holderOwner, isFresh, leaderOf, nodeById, supersededLockDatabase, verifyLockClaim, type ClusterView } from "../view/cluster-view.js";
 import { chooseSuccessor, replicationLagStatus, type Choice } from "./successor.js";
 
 /** Decisions that change nothing: the reason says why. */
@@ -211,7 +211,8 @@ function splitBrain(view: ClusterView, policy: CoordinatorPolicy, nowMs: number,
  * replication is healthy (not critical). A tie is ambiguous: nobody is picked.
  */
 export function recoveryTarget(view: ClusterView, policy: CoordinatorPolicy, nowMs: number): string | { why: string } {
-  const claimants = freshClaimants(view, policy, nowMs).filter((n) => n.report.sessionLockHeld && n.report.epoch > 0);
+  // A claim on a primary that a promotion superseded is never crowned, whatever its epoch.
+  const claimants = freshClaimants(view, policy, nowMs).filter((n) => n.report.sessionLockHeld && n.report.epoch > 0 && !supersededLockDatabase(view, n.report.lockDatabase));
   const healthy = claimants.filter((n) => replicationLagStatus(n.report, policy) !== "critical" && n.report.databaseError === "");
   if (healthy.length === 0) return { why: claimants.length === 0 ? "no node holds a term" : "every claimant's replication is critical or its database unreachable" };
   const sorted = [...healthy].sort((a, b) => b.report.epoch - a.report.epoch);

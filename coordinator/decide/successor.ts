@@ -1,7 +1,7 @@
 import { judgeLag } from "../../core/lag.js";
 import { lockDatabaseLabel, sameLockDatabase, type LockDatabaseIdentity } from "../../core/lock-database.js";
 import type { LagStatus, NodeReport } from "../../core/model.js";
-import { isFresh, nodeById, onDatabase, type ClusterView, type NodeState } from "../view/cluster-view.js";
+import { isFresh, nodeById, onDatabase, supersededLockDatabase, type ClusterView, type NodeState } from "../view/cluster-view.js";
 
 export interface SuccessorRules {
   readonly reportStaleAfterMs: number;
@@ -99,7 +99,7 @@ const describe = (c: Candidate) => `priority ${c.priority}, replay lag ${c.lagSe
 
 /** Why a node cannot take over, by a stable code and in words. */
 export interface Ineligibility {
-  readonly code: "nofailover" | "disconnected" | "silent" | "held" | "database_unreachable" | "fenced" | "holds_lock" | "other_database";
+  readonly code: "nofailover" | "disconnected" | "silent" | "held" | "database_unreachable" | "fenced" | "holds_lock" | "superseded_database" | "other_database";
   readonly detail: string;
 }
 
@@ -120,6 +120,9 @@ export function ineligibility(n: NodeState, view: ClusterView, rules: SuccessorR
   }
   if (r.role === "fenced") return { code: "fenced", detail: "is fenced" };
   if (r.sessionLockHeld) return { code: "holds_lock", detail: "already holds the lock" };
+  // A promotion moved the primary to a higher timeline: no term on the server it left behind.
+  const superseded = supersededLockDatabase(view, r.lockDatabase);
+  if (superseded) return { code: "superseded_database", detail: `is on a superseded primary (${superseded})` };
   const ref = options.lockDatabase;
   if (ref && sameLockDatabase(r.lockDatabase, ref) === false) {
     return { code: "other_database", detail: `is on another lock database (${lockDatabaseLabel(r.lockDatabase)}, leader on ${lockDatabaseLabel(ref)})` };

@@ -165,7 +165,13 @@ function writablePrimaries(view: ClusterView, timing: DetectTiming, nowMs: numbe
     if (l && l.reachable && !l.inRecovery && l.systemIdentifier !== "") push(byLocal, `${l.systemIdentifier}/timeline ${l.timeline}`, n.nodeId);
   }
   const pick = byLock.size > 1 ? byLock : byLocal.size > 1 ? byLocal : undefined;
-  return pick ? [...pick].map(([id, nodes]) => `${id} (${nodes.join(", ")})`) : [];
+  if (pick) return [...pick].map(([id, nodes]) => `${id} (${nodes.join(", ")})`);
+  // The coordinator's own look at every server: a fenced one accepts no term and no fenced write.
+  const seen = new Map<string, string[]>();
+  for (const h of view.servers ?? []) {
+    if (h.reachable && !h.server.inRecovery && !h.server.fenced) push(seen, `${h.server.systemIdentifier}/tl${h.server.timeline}`, h.host);
+  }
+  return seen.size > 1 ? [...seen].map(([id, hosts]) => `${id} (server ${hosts.join(", ")})`) : [];
 }
 
 function push(m: Map<string, string[]>, k: string, v: string): void {

@@ -6,6 +6,7 @@ import type { SchemaName } from "../../db/identifiers.js";
 import { closeEpoch, terminateLockHolder } from "../../db/leadership.js";
 import { clearStaleHolder, readLockDatabaseSnapshot, readLockWaiters, terminateIntruder } from "../../db/lock-oversight.js";
 import type { DatabaseTruth } from "../view/cluster-view.js";
+import type { PrimaryPool } from "../../db/primary-pool.js";
 
 /**
  * Reads the truth from the lock database: who holds the advisory lock
@@ -22,7 +23,7 @@ export class DatabaseTruthPoller {
   private readonly listeners = new Set<(t: DatabaseTruth) => void>();
 
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly pool: PrimaryPool,
     private readonly schema: SchemaName,
     private readonly clusterId: string,
     private readonly clock: Clock,

@@ -14,6 +14,8 @@ import type { DatabaseTruthPoller } from "./db-truth.js";
 import type { EpochFloor } from "./epoch-floor.js";
 import { leaderChange, type LeaderEventLog } from "../../core/leader-event-log.js";
 import type { NodeSessions } from "./node-sessions.js";
+import type { DatabaseFailover } from "./database-failover.js";
+import { clusterReadiness, type ClusterReadiness } from "./cluster-readiness.js";
 import type { Requester } from "./operation-context.js";
 
 export interface EngineDeps {
@@ -30,6 +32,10 @@ export interface EngineDeps {
   readonly recover?: AutoRecover;
   /** The engine stops deciding when this aborts. */
   readonly signal?: AbortSignal;
+  /** The servers of --database-url: which is authoritative, promotions, containment. */
+  readonly databases?: DatabaseFailover;
+  /** The host the truth is read through now. */
+  readonly primaryHost?: () => string;
 }
 
 export interface EngineCounters {
@@ -79,6 +85,8 @@ export class Engine {
   private designation: Designation | undefined;
   private findingState: FindingState;
   private readonly holdSent = new Set<string>();
+  /** Nodes held because their lock database was superseded; released once they reach the authoritative one. */
+  private readonly supersededHeld = new Set<string>();
   private applying = false;
   private again = false;
   private stopped = false;
@@ -100,6 +108,16 @@ export class Engine {
       confirmedEpoch: () => this.confirmedEpoch(),
     });
     deps.truth.onRead(() => this.evaluate());
+  }
+
+  /** The servers of --database-url, when the engine was given them. */
+  get databases(): DatabaseFailover | undefined {
+    return this.deps.databases;
+  }
+
+  /** Seed 004 §5's RTO check for /readyz and status. */
+  clusterReadiness(): ClusterReadiness {
+    return clusterReadiness(this.view(), this.leader(), this.deps.databases, this.deps.primaryHost?.() ?? "");
   }
 
   /** Counts for /metrics: a copy, never the engine's own. */
@@ -167,6 +185,7 @@ export class Engine {
       leaderlessSinceMs: this.leaderlessSinceMs,
       pendingCampaign: this.pendingCampaign,
       designation: this.designation,
+      servers: this.deps.databases?.servers ?? [],
     };
   }
 
@@ -195,11 +214,16 @@ export class Engine {
     const now = this.deps.clock.monotonicMs();
     this.deps.sessions.expire(now);
     // Not a max with the old value: a different server (not a promoted standby) starts from its own floor.
-    this.epochFloor = this.deps.floor.observe(this.deps.truth.latest());
+    // The coordinator's own reads of every listed server count too: the first
+    // term on a promoted server goes above epochs its replication lost.
+    const truth = this.deps.truth.latest();
+    this.epochFloor = Math.max(this.deps.floor.observe(truth), this.deps.databases?.highestEpochOf(truth?.identity?.systemIdentifier) ?? 0);
     const view = this.view();
     this.trackFinding(detectSplitBrain(view, this.deps.policy, now), view);
     this.trackIntruders(detectIntruders(view, this.deps.policy, now));
-    this.trackLeader(leaderOf(view, this.deps.policy, now), now);
+    const leader = leaderOf(view, this.deps.policy, now);
+    this.trackLeader(leader, now);
+    this.deps.databases?.observe(leader, view.db, now);
     this.scheduleDecisions();
   }
 
@@ -207,10 +231,13 @@ export class Engine {
   private onReport(nodeId: string, material: boolean): void {
     const node = this.deps.sessions.node(nodeId);
     if (material && node) this.checkLease(node);
-    if (this.reconcileHold && node && !node.report.held && !node.report.sessionLockHeld && !this.holdSent.has(nodeId)) {
+    // While an admin operation runs it holds whom it needs: holding its
+    // successor here would cancel the very campaign it ordered.
+    if (this.reconcileHold && !this.operation && node && !node.report.held && !node.report.sessionLockHeld && !this.holdSent.has(nodeId)) {
       this.holdSent.add(nodeId);
       this.command(nodeId, { kind: "hold" }, "manual-reconcile in effect: do not campaign until a failover names a node");
     }
+    if (node) this.holdIfSuperseded(node);
     if (material) {
       this.evaluate();
       // The database may have changed with the report: read it and evaluate again.
@@ -218,9 +245,30 @@ export class Engine {
     }
   }
 
+  /**
+   * A node whose lock database a promotion superseded holds until it reports
+   * the authoritative one: no term there, whatever it could reach. Released
+   * then, unless a manual-reconcile hold is in effect.
+   */
+  private holdIfSuperseded(node: NodeState): void {
+    const why = this.deps.databases?.nodeSuperseded(node.report);
+    const { nodeId } = node;
+    if (why && !this.supersededHeld.has(nodeId)) {
+      this.supersededHeld.add(nodeId);
+      const message = `held ${nodeId}: its lock database is superseded (${why}); it stays held until it reaches the authoritative primary`;
+      this.deps.log.warn({ node_id: nodeId }, message);
+      this.auditLater({ type: AuditType.NodeHeldOnSupersededDatabase, node_id: nodeId, epoch: node.report.epoch, message, evidence: { lock_database_id: node.report.lockDatabaseId } });
+      this.command(nodeId, { kind: "hold" }, `on a superseded database: ${why}`);
+    } else if (!why && this.supersededHeld.has(nodeId) && node.report.lockDatabase !== undefined) {
+      this.supersededHeld.delete(nodeId);
+      if (!this.reconcileHold) this.command(nodeId, { kind: "release" }, "now on the authoritative primary");
+    }
+  }
+
   private onConnection(nodeId: string, connected: boolean): void {
     if (!connected) {
       this.holdSent.delete(nodeId);
+      this.supersededHeld.delete(nodeId);
       if (this.designation?.nodeId === nodeId && this.designation.active) this.endDesignation(nodeId);
     }
     this.evaluate();

@@ -3,6 +3,7 @@ import { leaderFields, replicationJson } from "../../rpc/health-json.js";
 import { HttpRouter } from "../../rpc/http-router.js";
 import { nodeById } from "../view/cluster-view.js";
 import type { Engine } from "./engine.js";
+import { clusterReadinessJson } from "./cluster-readiness.js";
 import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
 import { coordinatorMetrics, type MetricsSnapshot } from "./metrics.js";
 import type { ClusterEventSources } from "./ui/cluster-events.js";
@@ -70,10 +71,15 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
       };
     })
     .get("/healthz", () => ({ json: { status: "ok" } }))
+    // Ready means this coordinator can read the lock database; `cluster` is
+    // seed 004 §5's RTO check (writes_usable, the writer, highest_epoch).
     .get("/readyz", () => {
       const db = engine.view().db;
       const ready = db?.reachable === true;
-      return { status: ready ? 200 : 503, json: { ready, database: ready ? "reachable" : db?.error || "not read yet" } };
+      return {
+        status: ready ? 200 : 503,
+        json: { ready, database: ready ? "reachable" : db?.error || "not read yet", cluster: clusterReadinessJson(engine.clusterReadiness()) },
+      };
     })
     .get("/metrics", async () => ({ text: await metricsText(...registries), contentType: METRICS_CONTENT_TYPE }));
   // The live web view (docs/web-view.md) at / on the same port.

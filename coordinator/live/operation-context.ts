@@ -3,7 +3,8 @@ import { ErrorCode, HaError, invalidArgument } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
 import type { SchemaName } from "../../db/identifiers.js";
 import { validateNodeId } from "../../db/identifiers.js";
-import type pg from "pg";
+import type { PrimaryPool } from "../../db/primary-pool.js";
+import type { DatabaseFailover } from "./database-failover.js";
 import type { AuditLog } from "../audit/audit-log.js";
 import type { CoordinatorPolicy } from "../config.js";
 import { nodeById, type ClusterView, type NodeState } from "../view/cluster-view.js";
@@ -17,7 +18,11 @@ export interface OperationContext {
   readonly engine: Engine;
   readonly sessions: NodeSessions;
   readonly truth: DatabaseTruthPoller;
-  readonly pool: pg.Pool;
+  readonly pool: PrimaryPool;
+  /** The servers of --database-url: authority, containment, promotions. */
+  readonly databases: DatabaseFailover;
+  /** The coordinator's --region. */
+  readonly region: string;
   readonly schema: SchemaName;
   readonly audit: AuditLog;
   readonly clock: Clock;

@@ -117,28 +117,39 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
   }
 
   // An agent that cannot wait answers at once; then it tries again now that the lock is free.
+  let standing = campaign;
   const early = await Promise.race([campaign, clock.sleep(0).then(() => undefined)]);
   if (early && !("result" in early && early.result === "done")) {
-    void sessions
-      .send(successor, { kind: "campaign", epochFloor: floor, waitMs }, `planned failover by ${req.operator}: retry`, { timeoutMs: waitMs + policy.commandTimeoutMs })
-      .catch(() => undefined);
+    standing = settle(
+      sessions.send(successor, { kind: "campaign", epochFloor: floor, waitMs }, `planned failover by ${req.operator}: retry`, { timeoutMs: waitMs + policy.commandTimeoutMs }),
+    );
   }
+  // A campaign that ends without the lock (refused, superseded by a hold, the
+  // agent gone) ends the wait with its reason, never a silent timeout.
+  let campaignFailed: string | undefined;
+  void standing.then((o) => {
+    if (!("result" in o && o.result === "done")) campaignFailed = "result" in o ? `${o.result}: ${o.message}` : describeError(o.error);
+  });
 
   // 3. Confirm: a new holder with a higher epoch, Write-Ready.
   let confirmed: LeaderView;
   try {
-    confirmed = await waitFor(
+    const seen = await waitFor(
       () => {
         const l = ctx.engine.leader();
-        return l.holderId !== "" && l.epoch > previousEpoch && l.writeReady ? l : undefined;
+        if (l.holderId !== "" && l.epoch > previousEpoch && l.writeReady) return { leader: l };
+        return campaignFailed !== undefined ? { failed: campaignFailed } : undefined;
       },
       { timeoutMs: policy.operationTimeoutMs, intervalMs: 5, what: `${successor} to hold epoch ${previousEpoch + 1} and be Write-Ready` },
     );
+    if ("failed" in seen) throw new HaError(ErrorCode.FailedPrecondition, `failover failed: ${successor}'s campaign ended without the lock (${seen.failed})`);
+    confirmed = seen.leader;
   } catch (err) {
-    const outcome = await Promise.race([campaign, clock.sleep(10).then(() => undefined)]);
+    const outcome = campaignFailed === undefined ? await Promise.race([standing, clock.sleep(10).then(() => undefined)]) : undefined;
     const why = outcome ? `; campaign ${"result" in outcome ? `${outcome.result}: ${outcome.message}` : describeError(outcome.error)}` : "";
-    const message = `failover incomplete: ${describeError(err)}${why}`;
+    const message = err instanceof HaError && err.code === ErrorCode.FailedPrecondition ? err.message : `failover incomplete: ${describeError(err)}${why}`;
     await recordAfterActing(ctx.audit, log, { ...audit, type: AuditType.FailoverFailed, node_id: successor, epoch: previousEpoch, message });
+    if (err instanceof HaError && err.code === ErrorCode.FailedPrecondition) throw err;
     throw new HaError(ErrorCode.DeadlineExceeded, message);
   }
 

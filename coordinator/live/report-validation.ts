@@ -7,6 +7,7 @@ const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 /** Ten years: any lag beyond that is a bug or an attack, not a measurement. */
 const MAX_LAG_SECONDS = 10 * 365 * 24 * 3600;
 const MAX_TEXT = 4096;
+const REGION = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 /**
  * Refuses a report with values no real agent sends, before anything of it is
@@ -52,8 +53,10 @@ export function validateReport(nodeId: string, r: AgentReport, clusterId: string
     ["write_ready_reason", r.writeReadyReason],
     ["database_error", r.databaseError],
     ["version", r.version],
+    ["region", r.region],
   ] as const) {
     if (v.length > MAX_TEXT) throw bad(`${name} is longer than ${MAX_TEXT} characters`);
   }
+  if (r.region !== "" && !REGION.test(r.region)) throw bad(`region "${r.region.slice(0, 100)}" is not a region name (1-63 letters, digits, '.', '_' or '-')`);
   if (r.endpoint !== "" && !/^https?:\/\/[^\s]+$/.test(r.endpoint)) throw bad(`endpoint "${r.endpoint.slice(0, 100)}" is not an http(s) URL`);
 }

@@ -74,6 +74,7 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
         splitBrain: engine.finding().finding.detected,
         timing: policy,
         nowMs: clock.monotonicMs(),
+        database: { readiness: engine.clusterReadiness(), coordinatorRegion: ctx.region },
       });
     },
     triggerFailover: async (req, call) => {

@@ -5,7 +5,7 @@ import { lockDatabaseLabel, sameLockDatabase } from "../../core/lock-database.js
 import { AuditType } from "../audit/audit-event.js";
 import { recoveryTarget } from "../decide/decide.js";
 import type { AuditInput } from "../audit/audit-log.js";
-import { claimsAuthority, highestEpochKnown, isFresh, nodeById, onDatabase, verifyLockClaim, type ClusterView, type NodeState } from "../view/cluster-view.js";
+import { claimsAuthority, highestEpochKnown, isFresh, nodeById, onDatabase, supersededLockDatabase, verifyLockClaim, type ClusterView, type NodeState } from "../view/cluster-view.js";
 import { knownNode, type OperationContext, type Requester } from "./operation-context.js";
 
 export type RecoveryStrategy = "promote-leader" | "manual-reconcile";
@@ -245,6 +245,10 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
 function verifyTarget(view: ClusterView, target: string): void {
   const n = nodeById(view, target);
   if (!n) throw failedPrecondition(`${target} is not known to the coordinator; nothing was changed`);
+  const superseded = supersededLockDatabase(view, n.report.lockDatabase);
+  if (superseded) {
+    throw failedPrecondition(`cannot make ${target} leader: its lock database ${superseded}; only a node on the authoritative primary can be crowned; nothing was changed`);
+  }
   if (claimsAuthority(n.report)) {
     const check = verifyLockClaim(view, n);
     if (!check.verified) {

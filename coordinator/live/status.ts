@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GetStatusResponseSchema, NodeStatusSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import type { DatabaseStatusSchema, GetStatusResponseSchema, NodeStatusSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import type { ClusterReadiness } from "./cluster-readiness.js";
 import type { LeaderView } from "../../core/model.js";
 import { unknownReplication } from "../../core/model.js";
 import { leaderToWire, nodeStatusToWire, replicationToWire, ts } from "../../rpc/wire.js";
@@ -43,7 +44,7 @@ export function statusResponse(
   view: ClusterView,
   leader: LeaderView,
   nodeId: string,
-  extra: { queriedAt: Date; splitBrain: boolean } & StatusClock,
+  extra: { queriedAt: Date; splitBrain: boolean; database?: { readiness: ClusterReadiness; coordinatorRegion: string } } & StatusClock,
 ): MessageInitShape<typeof GetStatusResponseSchema> {
   const subjectId = nodeId || leader.holderId;
   const subject = subjectId ? nodeById(view, subjectId) : undefined;
@@ -81,10 +82,28 @@ export function statusResponse(
     answeredBy: "coordinator",
     databaseError: view.db && !view.db.reachable ? view.db.error || "unreachable" : "",
     ...(subjectFresh ?? {}),
+    ...(extra.database ? { database: databaseStatus(extra.database.readiness, extra.database.coordinatorRegion) } : {}),
   };
 }
 
 /** The replication quorum for writes: the leader's sync replicas against its own required minimum. */
 function quorumOf(syncReplicas: number, minSyncReplicas: number) {
   return { writeReady: syncReplicas >= minSyncReplicas, syncReplicas, minSyncReplicas };
+}
+
+/** The database side of the status: seed 004 §5 for `autonomy ha status`. */
+export function databaseStatus(r: ClusterReadiness, coordinatorRegion: string): MessageInitShape<typeof DatabaseStatusSchema> {
+  return {
+    writesUsable: r.writesUsable,
+    reason: r.reason,
+    systemIdentifier: r.writer.systemIdentifier,
+    timeline: r.writer.timeline,
+    primaryHost: r.primaryHost,
+    writerNode: r.writer.node,
+    writerRegion: r.writer.region,
+    highestEpoch: BigInt(r.highestEpoch),
+    lastPromotionAt: ts(r.lastPromotion?.at),
+    lastPromotionRtoMs: BigInt(r.lastPromotion?.rtoMs ?? 0),
+    coordinatorRegion,
+  };
 }

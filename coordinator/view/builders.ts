@@ -59,6 +59,7 @@ export function report(nodeId: string, overrides: Partial<NodeReport> = {}): Nod
     lockDatabaseId: DB_LOCK_ID,
     lockDatabase: { systemIdentifier: DB_ID.systemIdentifier, timeline: DB_ID.timeline },
     lockDatabaseWritable: true,
+    region: "",
     leaseMs: 3_000,
     endpoint: `http://${nodeId}:8888`,
     databaseError: "",

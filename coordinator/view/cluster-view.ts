@@ -1,6 +1,7 @@
 import { lockDatabaseLabel, sameLockDatabase, type LockDatabaseIdentity } from "../../core/lock-database.js";
 import type { LeaderView, NodeReport } from "../../core/model.js";
 import type { DatabaseIdentity, EpochRow, LeadershipRow, LockHolderRow } from "../../db/leadership.js";
+import type { HostReading } from "../../db/server-scout.js";
 
 /**
  * The coordinator's whole knowledge at one instant, as an immutable value:
@@ -67,6 +68,8 @@ export interface ClusterView {
   readonly leaderlessSinceMs: number | undefined;
   readonly pendingCampaign: { readonly nodeId: string; readonly sentAtMs: number } | undefined;
   readonly designation: Designation | undefined;
+  /** Every server of a multi-host --database-url as last seen (empty with one host). */
+  readonly servers?: readonly HostReading[];
 }
 
 export interface ViewTiming {
@@ -231,4 +234,15 @@ export function leaderOf(view: ClusterView, timing: ViewTiming, nowMs: number): 
   }
   const epoch = db?.reachable ? db.leadership.epoch : Math.max(0, ...view.nodes.map((n) => n.report.observedLeader.epoch));
   return { holderId: "", epoch, acquiredAt: undefined, writeReady: false, heartbeatAt: undefined };
+}
+
+/**
+ * Why a node's lock database is superseded: the same system as the primary
+ * the coordinator reads, on a lower timeline (a promotion moved past it).
+ * Undefined when it is not, or when either is unknown.
+ */
+export function supersededLockDatabase(view: ClusterView, lockDatabase: LockDatabaseIdentity | undefined): string | undefined {
+  const primary = view.db?.reachable ? view.db.identity : undefined;
+  if (!primary || !lockDatabase || lockDatabase.systemIdentifier !== primary.systemIdentifier || lockDatabase.timeline >= primary.timeline) return undefined;
+  return `${lockDatabaseLabel(lockDatabase)} is a superseded primary; the primary is on timeline ${primary.timeline}`;
 }

@@ -96,6 +96,20 @@ describe("coordinator failover over real gRPC and PostgreSQL", () => {
     expect(audit.events[0]!.evidence).toMatchObject({ previous_holder: "cp-node-1", successor: "cp-node-2" });
   });
 
+  it("a successor whose campaign ends without the lock (a hold superseded it) fails the failover at once, with the reason, and audits it", async () => {
+    const { rest, admin, h } = await clusterOf("cp-node-1", [["cp-node-2", {}]]);
+    const target = rest[0]!;
+    target.reply = (c) => (c.action.kind === "campaign" ? { commandId: c.commandId, result: "failed", message: "superseded by hold", epoch: 0, resignedAt: undefined } : undefined);
+    const e = await rejection(admin.triggerFailover({ ...who, targetNode: "cp-node-2" }));
+    expect([e.code, e.rawMessage]).toEqual([
+      Code.FailedPrecondition,
+      "precondition not met: failover failed: cp-node-2's campaign ended without the lock (failed: superseded by hold)",
+    ]);
+    const [failed] = await h.audit("ha.failover.failed");
+    expect(failed).toMatchObject({ node_id: "cp-node-2", message: "failover failed: cp-node-2's campaign ended without the lock (failed: superseded by hold)" });
+    expect(target.isLeader).toBe(false);
+  });
+
   it("refuses: not the leader, lag critical (unless forced), unknown target, no eligible successor, missing operator", async () => {
     const { leader, rest, admin } = await clusterOf("cp-node-1", [["cp-node-2", {}], ["cp-node-3", { nofailover: true }]]);
     let e = await rejection(admin.triggerFailover({ ...who, expectedLeader: "cp-node-2" }));
