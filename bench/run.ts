@@ -1,5 +1,6 @@
 import os from "node:os";
 import { agentCrashBench } from "./agent-crash.js";
+import { databaseFailoverBench } from "./database-failover.js";
 import { agentLoadBench } from "./agent-load.js";
 import { plannedFailoverBench } from "./planned-failover.js";
 import { splitBrainBench } from "./split-brain.js";
@@ -16,7 +17,8 @@ import { TestPki, useTestPki } from "../test/support/pki.js";
  *
  * BENCH_ROUNDS (default 10) sets the rounds of the per-event benchmarks;
  * BENCH_TLS=1 runs everything with mTLS on every port;
- * BENCH_ONLY=crash,split-brain,failover,load,fanout runs a subset;
+ * BENCH_ONLY=crash,split-brain,failover,db-failover,load,fanout runs a subset
+ * (patroni runs only with BENCH_PATRONI=1 or --patroni);
  * BENCH_AGENTS, BENCH_LOAD_SECONDS, BENCH_WATCHERS and BENCH_FANOUT_CHANGES
  * size the two load benchmarks.
  */
@@ -30,6 +32,8 @@ const benches: [string, () => Promise<BenchResult | BenchResult[]>][] = [
   ["crash", async () => [await agentCrashBench(rounds, true), await agentCrashBench(rounds, false)]],
   ["split-brain", () => splitBrainBench(rounds)],
   ["failover", () => plannedFailoverBench(rounds)],
+  ["db-failover", () => databaseFailoverBench(Math.max(5, Math.round(rounds / 2)))],
+  ...(process.env.BENCH_PATRONI === "1" || process.argv.includes("--patroni") ? [["patroni", async () => (await import("./patroni-failover.js")).patroniFailoverBench()] as [string, () => Promise<BenchResult[]>]] : []), // opt-in: needs patroni + etcd-server
   // The two load benchmarks last: they saturate the machine for a while.
   ["load", () => agentLoadBench(load)],
   ["fanout", () => watchFanoutBench(fanout)],
