@@ -3,11 +3,10 @@ import { startAgent } from "../agent/agent.js";
 import { createLogger } from "../core/log.js";
 import { reloadTokensOnHangup, runProcess } from "./process-runner.js";
 import { resolveSettings, settingsHelp } from "../core/settings.js";
-import type { Command } from "./commands.js";
+import type { CommandModule } from "./commands.js";
 
-export const agentCommand: Command = {
+export const agentCommand: CommandModule = {
   name: "agent",
-  summary: "run the sidecar agent: election, fencing, probes, node endpoints",
   async run(argv) {
     const { settings, help } = resolveSettings("agent", agentSettings, argv);
     if (help) {

@@ -3,7 +3,7 @@ import { stat } from "node:fs/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { parseDuration } from "../core/duration.js";
 import { describeError } from "../core/errors.js";
-import type { Command } from "./commands.js";
+import type { CommandModule } from "./commands.js";
 import { intFlag } from "./args.js";
 import { adminClient, orchestratorUrl, rpcFailure } from "./admin-client.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
@@ -118,4 +118,4 @@ const query = {
 
 const audit = group("audit", "query the audit log", "The audit log: every leadership change, split-brain finding and admin action, with operator and reason.", [query]);
 
-export const auditCommand: Command = { name: "audit", summary: "query the audit log", run: (argv) => audit.run(argv) };
+export const auditCommand: CommandModule = { name: "audit", run: (argv) => audit.run(argv) };

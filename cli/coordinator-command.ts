@@ -1,13 +1,12 @@
 import { createLogger } from "../core/log.js";
 import { coordinatorConfig, coordinatorSettings } from "../coordinator/settings.js";
 import { startCoordinator } from "../coordinator/start-coordinator.js";
-import type { Command } from "./commands.js";
+import type { CommandModule } from "./commands.js";
 import { reloadTokensOnHangup, runProcess } from "./process-runner.js";
 import { resolveSettings, settingsHelp } from "../core/settings.js";
 
-export const coordinatorCommand: Command = {
+export const coordinatorCommand: CommandModule = {
   name: "coordinator",
-  summary: "run the coordinator: cluster view, split-brain detection, failover, audit, leader stream",
   async run(argv) {
     const { settings, help } = resolveSettings("coordinator", coordinatorSettings, argv);
     if (help) {

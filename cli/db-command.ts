@@ -7,7 +7,7 @@ import { connectDatabase, parseDatabaseUrl, redact } from "../db/connect.js";
 import { DatabaseAuthority } from "../db/database-authority.js";
 import { DEFAULT_CLUSTER_ID, SchemaName, validateClusterId, validateRegion } from "../db/identifiers.js";
 import { closest } from "../core/did-you-mean.js";
-import type { Command } from "./commands.js";
+import type { CommandModule } from "./commands.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
 import { CliExit } from "./failure.js";
 
@@ -31,9 +31,8 @@ const SUBCOMMANDS = ["stamp"];
  * the old primary keeps the lower epoch. The SQL function it calls,
  * stamp_promotion(), serves any failover tool as a post-promote hook.
  */
-export const dbCommand: Command = {
+export const dbCommand: CommandModule = {
   name: "db",
-  summary: "database failover steps: stamp the promotion epoch on a promoted server (seed 004 §3)",
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === undefined || sub === "--help" || sub === "-h") {

@@ -1,4 +1,4 @@
-import type { Command } from "./commands.js";
+import type { CommandModule } from "./commands.js";
 import { haFailover } from "./ha-failover.js";
 import { group } from "./ha-group.js";
 import { haHistory } from "./ha-history.js";
@@ -16,5 +16,4 @@ const ha = group(
   [haStatus, haFailover, haSplitBrain, haPause, haResume, haHistory, haWatch],
 );
 
-export const haCommand: Command = { name: "ha", summary: "status, failover, split-brain, pause/resume, history, watch", run: (argv) => ha.run(argv) };
-export { auditCommand } from "./audit-command.js";
+export const haCommand: CommandModule = { name: "ha", run: (argv) => ha.run(argv) };

@@ -2,7 +2,7 @@ import { toHaError } from "../core/errors.js";
 import { connectDatabase, parseDatabaseUrl } from "../db/connect.js";
 import { SchemaName } from "../db/identifiers.js";
 import { migrate } from "../db/migrations.js";
-import type { Command } from "./commands.js";
+import type { CommandModule } from "./commands.js";
 import { ExitCode } from "./exit-codes.js";
 import { resolveSettings, settingsHelp, type SettingSpec } from "../core/settings.js";
 
@@ -12,9 +12,8 @@ const specs: readonly SettingSpec[] = [
 ];
 
 /** `autonomy migrate`: what agents and the coordinator do on start, on its own (e.g. before granting roles). */
-export const migrateCommand: Command = {
+export const migrateCommand: CommandModule = {
   name: "migrate",
-  summary: "apply the schema migrations (agents and the coordinator also do this on start)",
   async run(argv) {
     const { settings, help } = resolveSettings("migrate", specs, argv);
     if (help) {

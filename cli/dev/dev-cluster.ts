@@ -156,7 +156,7 @@ export class DevCluster {
     }
     await Promise.all(this.agents.map((a) => this.waitHealthy(a.child)));
 
-    this.workload = new DemoWorkload(primaryUrl, this.agents.map((a) => ({ nodeId: a.nodeId, url: a.child.url })), this.credentials);
+    this.workload = new DemoWorkload(lockUrl, this.agents.map((a) => ({ nodeId: a.nodeId, url: a.child.url })), this.credentials);
     await this.workload.start();
 
     return {

@@ -7,7 +7,7 @@ import { systemClock } from "../../core/clock.js";
 import { describeError } from "../../core/errors.js";
 import { clientFor } from "../../rpc/client.js";
 import { intFlag, parseFlags } from "../args.js";
-import type { Command } from "../commands.js";
+import type { CommandModule } from "../commands.js";
 import { ExitCode, UsageError } from "../exit-codes.js";
 import { DevCluster, type DevDescription } from "./dev-cluster.js";
 import { devDatabaseCommand, RESTART_OLD_PRIMARY_SIGNAL } from "./dev-database.js";
@@ -42,9 +42,8 @@ Flags:
   --help                   show this help
 `;
 
-export const devCommand: Command = {
+export const devCommand: CommandModule = {
   name: "dev",
-  summary: "run a real local cluster: Postgres primary + standby, coordinator, agents, demo workload",
   async run(argv) {
     if (argv[0] === "promote" || argv[0] === "zombie") return devDatabaseCommand(argv[0], argv.slice(1));
     const { values } = parseFlags("dev", argv, {

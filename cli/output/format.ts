@@ -1,4 +1,4 @@
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { formatDurationMs } from "../../core/duration.js";
 
 /*
@@ -14,7 +14,7 @@ export function isoSeconds(d: Date): string {
 
 /** A wire timestamp as the runbooks print it, or null when unset. */
 export function timeOrNull(t: Timestamp | undefined): string | null {
-  return t ? isoSeconds(timestampDate(t)) : null;
+  return t ? isoSeconds(dateOf(t)) : null;
 }
 
 /** Text form of an optional time: "-" when unset. */
@@ -101,4 +101,12 @@ export function jsonLine(value: unknown, indent?: number): string {
 
 export function textOf(lines: readonly string[]): string {
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * A protobuf Timestamp as a Date. The package's own timestampDate lives in a
+ * module that costs every CLI start ~50 ms to load; this is the same sum.
+ */
+export function dateOf(t: Timestamp): Date {
+  return new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1_000_000));
 }

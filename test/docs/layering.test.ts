@@ -20,7 +20,8 @@ const allowed: Record<string, readonly string[]> = {
   rpc: ["core", "gen"],
   agent: ["core", "db", "rpc", "gen"],
   coordinator: ["core", "db", "rpc", "gen"],
-  cli: ["core", "db", "rpc", "gen", "agent", "coordinator", "pgcluster"],
+  client: ["core", "rpc", "gen"],
+  cli: ["core", "db", "rpc", "gen", "agent", "coordinator", "pgcluster", "client"],
 };
 
 /** Every module specifier of a TypeScript source: static, re-export, side-effect and dynamic imports. */

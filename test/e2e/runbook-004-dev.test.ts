@@ -42,6 +42,15 @@ describe("seed 004: a region failover on the local cluster", () => {
     // The stamp ended the term it found: the next one opens above it.
     const after = await dev.writeReadyLeader(30_000, stamped.stamped_epoch);
 
+    // The demo control plane follows: its fenced writes land on the promoted server, in the new term.
+    await waitFor(
+      async () => {
+        const r = await dev.sql<{ n: number }>(dev.standbyUrl, "SELECT count(*)::int AS n FROM promotion_decisions WHERE epoch >= $1", [after.current_epoch]);
+        return r.rows[0]!.n > 0;
+      },
+      { timeoutMs: 30_000, what: "the demo workload's fenced writes on the promoted server" },
+    );
+
     // §5: the RTO check on /readyz.
     const ready = await runShell(`curl -s ${dev.coordinatorUrl}/readyz | jq .cluster`, env());
     expectShellOk(ready);
