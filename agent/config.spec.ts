@@ -9,19 +9,19 @@ const configFrom = (argv: string[], env: NodeJS.ProcessEnv = {}) => agentConfig(
 describe("agent configuration", () => {
   it("has safe defaults", () => {
     const c = configFrom([]);
-    expect(c).toMatchObject({ listenHost: "127.0.0.1", listenPort: 8888, heartbeatIntervalMs: 500, leaseMs: 3000, campaignIntervalMs: 200, lagWarnSeconds: 5, lagCriticalSeconds: 10 });
+    expect(c).toMatchObject({ listenHost: "127.0.0.1", listenPort: 8888, heartbeatIntervalMs: 250, leaseMs: 1000, takeoverAfterMs: 2000, campaignIntervalMs: 200, lagWarnSeconds: 5, lagCriticalSeconds: 10 });
     expect(c.schema.name).toBe("public");
   });
 
   it("takes env vars, with flags winning", () => {
-    const c = configFrom(["--priority", "7"], { AUTONOMY_PRIORITY: "3", AUTONOMY_LEASE: "4s" });
+    const c = configFrom(["--priority", "7"], { AUTONOMY_PRIORITY: "3", AUTONOMY_LEASE: "1500ms" });
     expect(c.priority).toBe(7);
-    expect(c.leaseMs).toBe(4000);
+    expect(c.leaseMs).toBe(1500);
   });
 
   it.each([
-    [["--lease", "900ms"], /--lease \(900ms\) must be at least twice --heartbeat-interval \(500ms\)/],
-    [["--takeover-after", "3s"], /--takeover-after \(3000ms\) must exceed --lease plus --heartbeat-interval/],
+    [["--lease", "400ms"], /--lease \(400ms\) must be at least twice --heartbeat-interval \(250ms\)/],
+    [["--takeover-after", "1200ms"], /--takeover-after \(1200ms\) must exceed --lease plus --heartbeat-interval/],
     [["--lag-warn", "10s", "--lag-critical", "5s"], /--lag-critical \(5s\) must be greater than --lag-warn \(10s\)/],
     [["--nofailover", "--successor"], /contradict/],
     [["--listen", "8888"], /--listen "8888" must be HOST:PORT/],

@@ -31,7 +31,7 @@ export interface WhileLeaderOptions {
    */
   readonly authorityMs?: number;
   /**
-   * The agents' --lease (default 3000 ms, the agents' default): how long an
+   * The agents' --lease (default 1000 ms, the agents' default): how long an
    * agent whose lock session was ended by someone else may still say it is
    * Write-Ready before its own lease check stops it.
    */
@@ -51,7 +51,7 @@ export interface LeaderTerm {
 
 export const DEFAULT_CONFIRM_INTERVAL_MS = 250;
 export const DEFAULT_AUTHORITY_MS = 1_000;
-export const DEFAULT_LEASE_MS = 3_000;
+export const DEFAULT_LEASE_MS = 1_000;
 
 interface Running {
   readonly epoch: number;

@@ -53,11 +53,11 @@ export interface CoordinatorPolicy {
 export const defaultPolicy: CoordinatorPolicy = {
   clusterId: DEFAULT_CLUSTER_ID,
   autoFailover: true,
-  failureTimeoutMs: 30_000,
+  failureTimeoutMs: 2_500,
   failoverCooldownMs: 60_000,
   autoRecoverSplitBrain: false,
   pollIntervalMs: 200,
-  reportStaleAfterMs: 3_000,
+  reportStaleAfterMs: 2_000,
   lagWarnSeconds: 5,
   lagCriticalSeconds: 10,
   lagGateMaxWaitMs: 30_000,

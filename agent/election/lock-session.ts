@@ -183,12 +183,16 @@ export class LockSession {
   /** Confirms the lock and the term in one round trip on the lock's own session. */
   async heartbeat(epoch: number): Promise<HeartbeatResult> {
     const s = this.options.schema;
+    // The heartbeat's commit does not wait for the WAL flush (nor a sync
+    // standby): heartbeat_at needs no durability, and a slow disk must not eat
+    // the lease of a healthy leader. Terms open and close with full durability.
     const [row] = await this.query<{ pid: number; held: boolean; heartbeat_at: Date | null }>(
-      `WITH hb AS (
+      `WITH nosync AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
+            hb AS (
          UPDATE ${s.q("leadership_state")} SET heartbeat_at = now()
           WHERE cluster_id = $1 AND holder_id = $2 AND epoch = $3
          RETURNING heartbeat_at)
-       SELECT pg_backend_pid() AS pid, (SELECT heartbeat_at FROM hb) AS heartbeat_at,
+       SELECT pg_backend_pid() AS pid, (SELECT heartbeat_at FROM hb) AS heartbeat_at, (SELECT count(*) FROM nosync) AS nosync,
               EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() AND l.granted AND ${LOCK_MATCH_SQL}) AS held`,
       [this.options.clusterId, this.options.nodeId, epoch],
     );

@@ -13,7 +13,7 @@ import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
 import { Harness } from "./support/harness.js";
 
 const NOW = 1_000_000;
-const policy = makePolicy({ designateSuccessor: false, reportStaleAfterMs: 3_000, intruderGraceMs: 5_000, holderMismatchGraceMs: 500 });
+const policy = makePolicy({ designateSuccessor: false, reportStaleAfterMs: 3_000, failureTimeoutMs: 30_000, intruderGraceMs: 5_000, holderMismatchGraceMs: 500 });
 
 /** cp-node-1 resigned (its lock session, pid 2001, holds nothing); pid 6666 holds the lock wearing its name. */
 function impersonated(heldForMs: number, reportedAgoMs = 100) {
@@ -68,9 +68,9 @@ describe("intruders: a lock holder no agent's report names", () => {
   });
 
   it.each([
-    [{ intruderGraceMs: 1_000 }, "intruder-grace (1000ms) must be at least report-stale-after (3000ms)"],
+    [{ intruderGraceMs: 1_000 }, "intruder-grace (1000ms) must be at least report-stale-after (2000ms)"],
     [{ intruderGraceMs: 400, holderMismatchGraceMs: 500, reportStaleAfterMs: 300 }, "intruder-grace (400ms) must be greater than holder-mismatch-grace (500ms)"],
-    [{ nodeExpiryMs: 30_000 }, "node-expiry (30000ms) must be greater than failure-timeout (30000ms"],
+    [{ nodeExpiryMs: 2_000 }, "node-expiry (2000ms) must be greater than failure-timeout (2500ms"],
     [{ maxNodes: 0 }, "max-nodes must be a whole number of at least 1, got 0"],
   ])("the policy refuses %o, naming the relation", (overrides, message) => {
     expect(() => makePolicy(overrides)).toThrow(message);

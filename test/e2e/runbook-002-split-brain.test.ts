@@ -25,7 +25,10 @@ describe("runbook 002: split-brain detection and recovery against autonomy dev",
   let dev: DevRun;
 
   beforeAll(async () => {
-    dev = await DevRun.start();
+    // The hung-leader split below must stay while it is detected and recovered
+    // by hand: the agents' own takeover and the coordinator's failure timeout
+    // (about 2 s by default) would otherwise replace the hung leader first.
+    dev = await DevRun.start({ env: { AUTONOMY_TAKEOVER_AFTER: "60s", AUTONOMY_FAILURE_TIMEOUT: "60s" } });
     await dev.settled();
   }, 150_000);
 
