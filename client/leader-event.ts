@@ -85,6 +85,11 @@ const causes: Record<LeaderEventKind, LeaderCause | undefined> = {
   [LeaderEventKind.SPLIT_BRAIN_RESOLVED]: "split_brain_resolved",
 };
 
+/** The cause a wire event kind stands for; undefined for UNSPECIFIED and kinds newer than this library. */
+export function causeOf(kind: LeaderEventKind): LeaderCause | undefined {
+  return causes[kind];
+}
+
 export function leaderFromWire(info: LeaderInfo | undefined): Leader {
   return {
     holderId: info?.holderId ?? "",
@@ -96,7 +101,7 @@ export function leaderFromWire(info: LeaderInfo | undefined): Leader {
 
 /** A wire event as a LeaderUpdate; undefined for a kind this client does not know. */
 export function updateFromWire(e: WatchLeaderResponse, url: string): LeaderUpdate | undefined {
-  const cause = causes[e.kind];
+  const cause = causeOf(e.kind);
   if (!cause) return undefined;
   return { type: "leader", leader: leaderFromWire(e.leader), cause, revision: e.revision, url, at: e.at ? timestampDate(e.at) : new Date(), message: e.message };
 }

@@ -1,4 +1,5 @@
 import { LeaderEventKind, type WatchLeaderResponse } from "../../gen/autonomy/ha/v1/leader_pb.js";
+import { causeOf } from "../../client/leader-event.js";
 import { num, oneLine, timeOrNull, timeText, visible } from "./format.js";
 
 /*
@@ -6,17 +7,8 @@ import { num, oneLine, timeOrNull, timeText, visible } from "./format.js";
  * they arrive, so columns use fixed widths rather than widths measured over rows.
  */
 
-const KINDS: Record<LeaderEventKind, string> = {
-  [LeaderEventKind.UNSPECIFIED]: "unknown",
-  [LeaderEventKind.SNAPSHOT]: "snapshot",
-  [LeaderEventKind.LEADER_CHANGED]: "leader_changed",
-  [LeaderEventKind.WRITE_READY_CHANGED]: "write_ready_changed",
-  [LeaderEventKind.LEADER_LOST]: "leader_lost",
-  [LeaderEventKind.SPLIT_BRAIN_DETECTED]: "split_brain_detected",
-  [LeaderEventKind.SPLIT_BRAIN_RESOLVED]: "split_brain_resolved",
-};
-
-export const kindName = (k: LeaderEventKind): string => KINDS[k] ?? `kind_${k}`;
+/** The event kind as the client library names it ("leader_changed", …). */
+export const kindName = (k: LeaderEventKind): string => (k === LeaderEventKind.UNSPECIFIED ? "unknown" : (causeOf(k) ?? `kind_${k}`));
 
 export function watchText(e: WatchLeaderResponse): string {
   const leader = e.leader;

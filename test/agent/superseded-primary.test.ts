@@ -1,16 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import pg from "pg";
 import { waitFor } from "../../core/clock.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
+import { ServerClients, termsOn } from "../support/servers.js";
 import { AgentProcess } from "../support/agents.js";
 import { spawnAutonomy, type AutonomyProcess } from "../support/processes.js";
 import { FAST_TIMINGS } from "../support/agents.js";
 
-interface Term {
-  epoch: number;
-  holder_id: string;
-  open: boolean;
-}
 
 /**
  * A standby promoted while the old primary keeps running (a partition, a
@@ -24,28 +19,17 @@ describe("an agent on a superseded primary", () => {
   let cluster: PgCluster;
   const agents: AgentProcess[] = [];
   const others: AutonomyProcess[] = [];
-  const clients: pg.Client[] = [];
+  const servers = new ServerClients();
 
-  const db = async (url: string) => {
-    const c = new pg.Client({ connectionString: url });
-    c.on("error", () => undefined);
-    await c.connect();
-    clients.push(c);
-    return c;
-  };
-  const terms = async (c: pg.Client): Promise<Term[]> =>
-    (await c.query<{ epoch: string; holder_id: string; open: boolean }>("SELECT epoch, holder_id, resigned_at IS NULL AS open FROM leader_epochs ORDER BY epoch")).rows.map((r) => ({
-      epoch: Number(r.epoch),
-      holder_id: r.holder_id,
-      open: r.open,
-    }));
+  const db = (url: string) => servers.open(url);
+  const terms = termsOn;
 
   beforeAll(async () => {
     cluster = await startPgCluster({ standbys: 1 });
   });
   afterAll(async () => {
     await Promise.all([...agents.map((a) => a.process.stop()), ...others.map((p) => p.stop())]);
-    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    await servers.closeAll();
     await cluster?.close();
   });
 

@@ -1,20 +1,15 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../core/clock.js";
 import { readAuditEvents } from "../../coordinator/audit/index.js";
 import { freePort, startPgCluster, type PgCluster } from "../../pgcluster/index.js";
+import { ServerClients, termsOn } from "../support/servers.js";
 import { AgentProcess } from "../support/agents.js";
 import { describeRun, expectOk, labelledValues, runCli } from "../support/cli-run.js";
 import { getJson, spawnAutonomy, waitHealthy, type AutonomyProcess } from "../support/processes.js";
 
-interface Term {
-  epoch: number;
-  holder_id: string;
-  open: boolean;
-}
 
 /**
  * The two-primary case as an operator meets it (seed 004, issue "one writer
@@ -33,20 +28,10 @@ describe("a standby promoted while the old primary keeps running", () => {
   let coordinator: AutonomyProcess;
   let coordinatorUrl: string;
   const agents: AgentProcess[] = [];
-  const clients: pg.Client[] = [];
+  const servers = new ServerClients();
 
-  const db = async (url: string) => {
-    const c = new pg.Client({ connectionString: url });
-    c.on("error", () => undefined);
-    await c.connect();
-    clients.push(c);
-    return c;
-  };
-  const terms = async (c: pg.Client): Promise<Term[]> =>
-    (await c.query<{ epoch: string; holder_id: string; open: boolean }>("SELECT epoch, holder_id, resigned_at IS NULL AS open FROM leader_epochs ORDER BY epoch")).rows.map((r) => ({
-      ...r,
-      epoch: Number(r.epoch),
-    }));
+  const db = (url: string) => servers.open(url);
+  const terms = termsOn;
   const audit = async () => (await readAuditEvents(auditDir)).events;
   const cli = (args: string[]) => runCli(args, { AUTONOMY_ORCHESTRATOR_URL: coordinatorUrl, AUTONOMY_OPERATOR: "alice" });
 
@@ -72,7 +57,7 @@ describe("a standby promoted while the old primary keeps running", () => {
   });
   afterAll(async () => {
     await Promise.all([...agents.map((a) => a.process.stop()), coordinator?.stop()]);
-    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    await servers.closeAll();
     await cluster?.close();
     if (auditDir) await rm(auditDir, { recursive: true, force: true });
   });
