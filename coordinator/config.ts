@@ -48,6 +48,17 @@ export interface CoordinatorPolicy {
   readonly nodeExpiryMs: number;
   /** At most this many distinct node ids are known at once; streams of further ids are refused. */
   readonly maxNodes: number;
+  /**
+   * Cold start (no leader): how long after the first report the coordinator
+   * holds the nodes that report before ordering the best of them to lead
+   * (0: no settle). Below the agents' 2 s startup grace, so no node's own
+   * backstop campaign beats the order.
+   */
+  readonly settleMs: number;
+  /** Nodes whose reports end the settle at once when all are in (--expect-nodes); then up to settleMaxMs. */
+  readonly expectNodes: readonly string[];
+  /** With expectNodes, the longest the settle waits for the missing ones. */
+  readonly settleMaxMs: number;
 }
 
 export const defaultPolicy: CoordinatorPolicy = {
@@ -70,6 +81,9 @@ export const defaultPolicy: CoordinatorPolicy = {
   intruderGraceMs: 5_000,
   nodeExpiryMs: 600_000,
   maxNodes: 64,
+  settleMs: 1_500,
+  expectNodes: [],
+  settleMaxMs: 10_000,
 };
 
 /** Fills defaults and checks every relation; throws INVALID_ARGUMENT naming the one that failed. */
@@ -84,7 +98,7 @@ export function makePolicy(overrides: Partial<CoordinatorPolicy> = {}): Coordina
     const v = p[k] as number;
     if (!Number.isFinite(v) || v <= 0) throw invalidArgument(`${name(k)} must be greater than 0, got ${v}`);
   }
-  for (const k of ["failoverCooldownMs", "lagGateMaxWaitMs", "holderMismatchGraceMs"] as const) {
+  for (const k of ["failoverCooldownMs", "lagGateMaxWaitMs", "holderMismatchGraceMs", "settleMs", "settleMaxMs"] as const) {
     if (!Number.isFinite(p[k]) || p[k] < 0) throw invalidArgument(`${name(k)} must not be negative, got ${p[k]}`);
   }
   if (p.lagCriticalSeconds <= p.lagWarnSeconds) {

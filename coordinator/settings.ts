@@ -1,6 +1,6 @@
 import { parseListen } from "../core/host-port.js";
 import { invalidArgument } from "../core/errors.js";
-import { DEFAULT_CLUSTER_ID, SchemaName, validateRegion } from "../db/identifiers.js";
+import { DEFAULT_CLUSTER_ID, SchemaName, validateNodeId, validateRegion } from "../db/identifiers.js";
 import { parseServerFence, type ServerFence } from "./live/database-failover.js";
 import type { SettingSpec, Settings } from "../core/settings.js";
 import { serverSecurity, serverSecuritySettings } from "../rpc/auth/settings.js";
@@ -30,6 +30,9 @@ export const coordinatorSettings: readonly SettingSpec[] = [
   { flag: "intruder-grace", env: "AUTONOMY_INTRUDER_GRACE", kind: "duration", default: "5s", help: "a lock holder no agent's report names, carrying a live node's name, is ended after this long" },
   { flag: "node-expiry", env: "AUTONOMY_NODE_EXPIRY", kind: "duration", default: "10m", help: "a node that has not reported this long leaves the view" },
   { flag: "max-nodes", env: "AUTONOMY_MAX_NODES", kind: "int", default: "64", help: "at most this many distinct node ids; streams of further ids are refused" },
+  { flag: "settle", env: "AUTONOMY_SETTLE", kind: "duration", default: "1500ms", help: "cold start (no leader): hold the nodes that report this long after the first, then order the best to lead (0 disables)" },
+  { flag: "expect-nodes", env: "AUTONOMY_EXPECT_NODES", kind: "string", help: "comma-separated node ids: the cold-start settle ends as soon as all have reported (waiting up to --settle-max)" },
+  { flag: "settle-max", env: "AUTONOMY_SETTLE_MAX", kind: "duration", default: "10s", help: "with --expect-nodes, the longest the cold-start settle waits for the missing ones" },
   { flag: "operation-timeout", env: "AUTONOMY_OPERATION_TIMEOUT", kind: "duration", default: "10s", help: "deadline for a failover or recovery to be confirmed" },
   ...serverSecuritySettings,
   { flag: "log-level", env: "AUTONOMY_LOG_LEVEL", kind: "string", default: "info", help: "trace, debug, info, warn or error" },
@@ -57,6 +60,9 @@ export function coordinatorConfig(s: Settings): CoordinatorConfig {
     intruderGraceMs: s.number("intruder-grace"),
     nodeExpiryMs: s.number("node-expiry"),
     maxNodes: s.number("max-nodes"),
+    settleMs: s.number("settle"),
+    settleMaxMs: s.number("settle-max"),
+    expectNodes: expectNodes(s.optionalString("expect-nodes")),
   });
   let serverFence: ServerFence;
   try {
@@ -76,4 +82,15 @@ export function coordinatorConfig(s: Settings): CoordinatorConfig {
     containSuperseded: s.bool("contain-superseded"),
     serverFence,
   };
+}
+
+/** --expect-nodes: node ids, each checked as the agents check theirs. */
+function expectNodes(raw: string | undefined): string[] {
+  if (!raw) return [];
+  const ids = raw.split(",").map((x) => x.trim()).filter((x) => x !== "");
+  try {
+    return ids.map(validateNodeId);
+  } catch (err) {
+    throw invalidArgument(`--expect-nodes: ${(err as Error).message}`);
+  }
 }

@@ -21,7 +21,8 @@ export type WaitKind =
   | "campaign_in_flight"
   | "no_candidate"
   | "lag_gate_wait"
-  | "intruder_wait";
+  | "intruder_wait"
+  | "settling";
 
 export type Decision =
   | { readonly kind: WaitKind; readonly reason: string }
@@ -88,6 +89,9 @@ export function decide(view: ClusterView, policy: CoordinatorPolicy, nowMs: numb
     if (elsewhere) {
       return [{ kind: "leader_elsewhere", reason: `no lock holder in the coordinator's database, but ${elsewhere.nodeId} holds the lock on ${lockDatabaseLabel(elsewhere.report.lockDatabase) || "another database"} (epoch ${elsewhere.report.epoch})` }];
     }
+    // Cold start: the nodes that report in the settle window are held; the
+    // best of them is ordered when it ends, not the first that connected.
+    if (view.settle?.active) return [{ kind: "settling", reason: view.settle.reason }];
     const leaderless = nowMs - (view.leaderlessSinceMs ?? nowMs);
     const d = view.designation;
     const designee = d?.active ? nodeById(view, d.nodeId) : undefined;
@@ -153,7 +157,7 @@ export function decide(view: ClusterView, policy: CoordinatorPolicy, nowMs: numb
 
 function choose(view: ClusterView, policy: CoordinatorPolicy, nowMs: number, exclude: string[], allowCriticalLag: boolean, leaderId: string | undefined): Choice {
   const ref = leaderId ? nodeById(view, leaderId)?.report.lockDatabase : undefined;
-  return chooseSuccessor(view, policy, nowMs, { exclude, allowHeld: false, allowCriticalLag, leaderId, lockDatabase: ref });
+  return chooseSuccessor(view, policy, nowMs, { exclude, allowHeld: false, heldBySettle: view.settle?.held, allowCriticalLag, leaderId, lockDatabase: ref });
 }
 
 function noCandidate(choice: Choice & { nodeId: undefined }, what: string, waitedMs: number, policy: CoordinatorPolicy): Decision {

@@ -14,6 +14,8 @@ export interface ChooseOptions {
   readonly exclude: readonly string[];
   /** Operator failovers may name a held node; automatic ones never do. */
   readonly allowHeld: boolean;
+  /** Nodes the coordinator itself holds while a cold start settles: candidates all the same. */
+  readonly heldBySettle?: ReadonlySet<string>;
   /** Accept a candidate whose lag is critical when nobody else is eligible. */
   readonly allowCriticalLag: boolean;
   /** The lock database the successor must be on (the leader's), when known. */
@@ -109,12 +111,18 @@ export interface Ineligibility {
  * it: it ranks candidates (candidateOf), and a caller decides what critical
  * lag means to it.
  */
-export function ineligibility(n: NodeState, view: ClusterView, rules: SuccessorRules, nowMs: number, options: Pick<ChooseOptions, "allowHeld" | "lockDatabase">): Ineligibility | undefined {
+export function ineligibility(
+  n: NodeState,
+  view: ClusterView,
+  rules: SuccessorRules,
+  nowMs: number,
+  options: Pick<ChooseOptions, "allowHeld" | "lockDatabase" | "heldBySettle">,
+): Ineligibility | undefined {
   const r = n.report;
   if (r.nofailover) return { code: "nofailover", detail: "has nofailover set" };
   if (!n.connected) return { code: "disconnected", detail: "is disconnected" };
   if (!isFresh(n, rules, nowMs)) return { code: "silent", detail: `has not reported for ${Math.round(nowMs - n.lastReportMs)}ms` };
-  if (r.held && !options.allowHeld) return { code: "held", detail: "is held" };
+  if (r.held && !options.allowHeld && !options.heldBySettle?.has(n.nodeId)) return { code: "held", detail: "is held" };
   if (r.role === "disconnected" || r.databaseError !== "") {
     return { code: "database_unreachable", detail: `cannot reach the lock database${r.databaseError ? ` (${r.databaseError})` : ""}` };
   }

@@ -8,7 +8,8 @@ import type { CoordinatorPolicy } from "../config.js";
 import { decide, type Decision } from "../decide/decide.js";
 import { detectSplitBrain, type SplitBrainFinding } from "../detect/split-brain.js";
 import { detectIntruders, type IntruderFinding } from "../detect/intruder.js";
-import { leaderOf, type ClusterView, type Designation, type NodeState, confirmedByDatabase } from "../view/cluster-view.js";
+import { highestEpochKnown, leaderOf, type ClusterView, type Designation, type NodeState, confirmedByDatabase } from "../view/cluster-view.js";
+import { chooseSuccessor } from "../decide/successor.js";
 import { leaseFinding, leaseFindings, type LeaseFinding } from "../detect/lease.js";
 import type { DatabaseTruthPoller } from "./db-truth.js";
 import type { EpochFloor } from "./epoch-floor.js";
@@ -85,6 +86,16 @@ export class Engine {
   private designation: Designation | undefined;
   private findingState: FindingState;
   private readonly holdSent = new Set<string>();
+  /**
+   * The cold start's settle (CoordinatorPolicy.settleMs): while nobody leads,
+   * the nodes that report are held, and the best of them is ordered to lead
+   * when it ends, so the preferred node leads, not the first to connect.
+   */
+  private readonly settle: { startedMs: number | undefined; held: Set<string>; state: "open" | "settling" | "ordering" | "done" } = {
+    startedMs: undefined,
+    held: new Set(),
+    state: "open",
+  };
   /** Nodes held because their lock database was superseded; released once they reach the authoritative one. */
   private readonly supersededHeld = new Set<string>();
   private applying = false;
@@ -186,6 +197,11 @@ export class Engine {
       pendingCampaign: this.pendingCampaign,
       designation: this.designation,
       servers: this.deps.databases?.servers ?? [],
+      settle: {
+        active: this.settle.state === "settling" || this.settle.state === "ordering",
+        reason: `cold start: holding ${[...this.settle.held].sort().join(", ") || "the nodes"} until the best of them is ordered to lead`,
+        held: this.settle.held,
+      },
     };
   }
 
@@ -223,6 +239,7 @@ export class Engine {
     this.trackIntruders(detectIntruders(view, this.deps.policy, now));
     const leader = leaderOf(view, this.deps.policy, now);
     this.trackLeader(leader, now);
+    this.checkSettle(now);
     this.deps.databases?.observe(leader, view.db, now);
     this.scheduleDecisions();
   }
@@ -238,11 +255,85 @@ export class Engine {
       this.command(nodeId, { kind: "hold" }, "manual-reconcile in effect: do not campaign until a failover names a node");
     }
     if (node) this.holdIfSuperseded(node);
+    if (node && (this.settle.state === "open" || this.settle.state === "settling")) this.settleOnReport(node);
     if (material) {
       this.evaluate();
       // The database may have changed with the report: read it and evaluate again.
       void this.deps.truth.refresh();
     }
+  }
+
+  /** Holds a node that reports while a cold start settles; ends the settle at once when someone leads already. */
+  private settleOnReport(node: NodeState): void {
+    const db = this.deps.truth.latest();
+    const led = db?.reachable === true && (db.lockHolders.length > 0 || db.leadership.holderId !== undefined);
+    if (this.deps.policy.settleMs === 0 || led || node.report.sessionLockHeld || node.report.writeReady) {
+      this.settle.state = "done";
+      this.releaseSettled(undefined, "a leader exists: nothing to settle");
+      return;
+    }
+    this.settle.startedMs ??= this.deps.clock.monotonicMs();
+    this.settle.state = "settling";
+    if (node.report.held || node.report.nofailover || this.settle.held.has(node.nodeId)) return;
+    this.settle.held.add(node.nodeId);
+    this.command(node.nodeId, { kind: "hold" }, "cold start: settling so the preferred node leads, not the first to connect");
+  }
+
+  /** Ends the settle when its time is up (or every --expect-nodes node reported): orders the best held node, then releases the rest. */
+  private checkSettle(nowMs: number): void {
+    if (this.settle.state !== "settling" || this.settle.startedMs === undefined) return;
+    const p = this.deps.policy;
+    const expected = p.expectNodes;
+    // In: connected, and its lock session up (a node's very first report may precede it).
+    const allIn = expected.length > 0 && expected.every((id) => {
+      const n = this.deps.sessions.node(id);
+      return n?.connected === true && n.report.role !== "disconnected";
+    });
+    const waited = nowMs - this.settle.startedMs;
+    if (!allIn && waited < (expected.length > 0 ? p.settleMaxMs : p.settleMs)) return;
+    this.settle.state = "ordering";
+    const view = this.view();
+    const choice = this.maintenance || this.reconcileHold || !p.autoFailover
+      ? undefined
+      : chooseSuccessor(view, p, nowMs, { exclude: [], allowHeld: false, heldBySettle: this.settle.held, allowCriticalLag: false });
+    const reported = [...this.settle.held].sort().join(", ") || "none";
+    if (!choice?.nodeId) {
+      this.settle.state = "done";
+      this.deps.log.info({ reported }, `cold start settled after ${Math.round(waited)}ms with no node to order (${choice?.reason ?? "automatic action is off"}); releasing the held nodes`);
+      this.releaseSettled(undefined, "cold start settled");
+      return;
+    }
+    const target = choice.nodeId;
+    const reason = `cold start settled after ${Math.round(waited)}ms (reported: ${reported}): ${choice.reason}`;
+    this.deps.log.info({ node_id: target }, reason);
+    this.auditLater({ type: AuditType.FailoverAutomatic, node_id: target, message: `ordered ${target} to campaign`, reason, evidence: { cause: "cold_start", reported: [...this.settle.held].sort() } });
+    this.count.failovers.automatic++;
+    this.pendingCampaign = { nodeId: target, sentAtMs: nowMs };
+    this.deps.sessions
+      .send(target, { kind: "campaign", epochFloor: highestEpochKnown(view), waitMs: 0 }, reason, { timeoutMs: p.campaignTimeoutMs })
+      .then(
+        (o) => {
+          this.deps.log.info({ node_id: target, result: o.result, epoch: o.epoch }, `cold-start campaign of ${target}: ${o.result}${o.message ? ` (${o.message})` : ""}`);
+          return o.result === "done" ? o.epoch : undefined;
+        },
+        (err: unknown) => {
+          this.deps.log.warn({ node_id: target, err: describeError(err) }, "cold-start campaign failed");
+          return undefined;
+        },
+      )
+      .then((epoch) => {
+        if (this.pendingCampaign?.nodeId === target) this.pendingCampaign = undefined;
+        this.settle.state = "done";
+        // The release's epoch guard compares with the term the campaign opened.
+        this.releaseSettled(target, "cold start settled", epoch);
+        this.evaluate();
+      });
+  }
+
+  /** Releases the nodes the settle held (all but `except`, which its campaign released). */
+  private releaseSettled(except: string | undefined, why: string, epoch?: number): void {
+    for (const id of this.settle.held) if (id !== except && this.deps.sessions.isConnected(id)) this.command(id, { kind: "release" }, why, epoch);
+    this.settle.held.clear();
   }
 
   /**
@@ -269,6 +360,7 @@ export class Engine {
     if (!connected) {
       this.holdSent.delete(nodeId);
       this.supersededHeld.delete(nodeId);
+      this.settle.held.delete(nodeId);
       if (this.designation?.nodeId === nodeId && this.designation.active) this.endDesignation(nodeId);
     }
     this.evaluate();

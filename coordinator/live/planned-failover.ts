@@ -94,6 +94,29 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
   log.info({ request_id: requestId, leader: leader.holderId, successor, operator: req.operator }, `planned failover: ${leader.holderId || "no leader"} -> ${successor}`);
   await ctx.engine.releaseDesignation("a planned failover chooses its own successor");
 
+  // Every other node holds for the failover's duration: a node already queued
+  // on the lock (a --successor agent) would otherwise win it, the lock being FIFO.
+  const held = await holdBystanders(ctx, [leader.holderId, successor]);
+  try {
+    return await handOver(ctx, req, { leader, successor, previousEpoch, floor, audit, requestId });
+  } finally {
+    releaseBystanders(ctx, held);
+  }
+}
+
+interface HandOver {
+  readonly leader: LeaderView;
+  readonly successor: string;
+  readonly previousEpoch: number;
+  readonly floor: number;
+  readonly audit: Requester & { readonly request_id: string };
+  readonly requestId: string;
+}
+
+/** Steps 1-3: the successor queues, the leader resigns, the new term is confirmed. */
+async function handOver(ctx: OperationContext, req: FailoverRequest, h: HandOver): Promise<FailoverResult> {
+  const { policy, sessions, truth, clock, log } = ctx;
+  const { leader, successor, previousEpoch, floor, audit, requestId } = h;
   // 1. The successor queues on the lock first, so it wins the instant the leader lets go.
   const waitMs = policy.operationTimeoutMs;
   const campaign = settle(
@@ -234,4 +257,34 @@ function settle(p: Promise<CommandOutcome>): Promise<Settled> {
     (o) => o,
     (error: unknown) => ({ error }),
   );
+}
+
+/**
+ * Orders every connected node but `except` (the leader and the successor)
+ * that is not held already to hold. All or nothing: a node that does not hold
+ * fails the failover before anything changed. Returns the nodes held.
+ */
+async function holdBystanders(ctx: OperationContext, except: readonly string[]): Promise<string[]> {
+  const nodes = ctx.sessions.nodes().filter((n) => n.connected && !except.includes(n.nodeId) && !n.report.held);
+  const results = await Promise.all(
+    nodes.map((n) =>
+      ctx.sessions.send(n.nodeId, { kind: "hold" }, "planned failover: hold while the chosen successor takes over", { timeoutMs: ctx.policy.commandTimeoutMs }).then(
+        (o) => (o.result === "done" ? undefined : `${n.nodeId} did not hold (${o.result}: ${o.message})`),
+        (err: unknown) => `${n.nodeId} did not hold (${describeError(err)})`,
+      ),
+    ),
+  );
+  const held = nodes.filter((_, i) => results[i] === undefined).map((n) => n.nodeId);
+  const failures = results.filter((r): r is string => r !== undefined);
+  if (failures.length > 0) {
+    releaseBystanders(ctx, held);
+    throw failedPrecondition(`${failures.join("; ")}; nothing was changed, retry`);
+  }
+  return held;
+}
+
+/** Releases the nodes holdBystanders held, guarded by the epoch the database shows now. */
+function releaseBystanders(ctx: OperationContext, held: readonly string[]): void {
+  const epoch = ctx.truth.latest()?.leadership.epoch;
+  for (const id of held) ctx.engine.command(id, { kind: "release" }, "planned failover finished", epoch);
 }

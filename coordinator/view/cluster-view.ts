@@ -70,6 +70,8 @@ export interface ClusterView {
   readonly designation: Designation | undefined;
   /** Every server of a multi-host --database-url as last seen (empty with one host). */
   readonly servers?: readonly HostReading[];
+  /** The cold-start settle: while active no election is ordered; `held` are the nodes it holds. */
+  readonly settle?: { readonly active: boolean; readonly reason: string; readonly held: ReadonlySet<string> };
 }
 
 export interface ViewTiming {

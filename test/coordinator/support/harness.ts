@@ -23,6 +23,8 @@ export const TEST_POLICY: Partial<CoordinatorPolicy> = {
   designateSuccessor: false,
   operationTimeoutMs: 8_000,
   commandTimeoutMs: 4_000,
+  // Scripted agents come and go one by one; the cold-start settle has its own tests.
+  settleMs: 0,
 };
 
 /**
