@@ -7,6 +7,7 @@ import { SchemaName } from "../db/identifiers.js";
 import { migrate } from "../db/migrations.js";
 import { DatabaseAuthority } from "../db/database-authority.js";
 import { PrimaryPool } from "../db/primary-pool.js";
+import { readCoordinatorState, writeMaintenance, writeReconcileHold } from "../db/coordinator-state.js";
 import { DatabaseFailover, type ServerFence } from "./live/database-failover.js";
 import type { ServerSecurity } from "../rpc/auth/settings.js";
 import { serve } from "../rpc/server.js";
@@ -105,6 +106,12 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     throw toHaError(err, `cannot read the epoch floor from ${redact(config.databaseUrl)}`);
   });
 
+  // Maintenance mode and the manual-reconcile hold as the last coordinator left them.
+  const durableState = await readCoordinatorState(pool, schema, policy.clusterId).catch(async (err: unknown) => {
+    await Promise.all([pool.end().catch(() => undefined), authority.close()]);
+    throw toHaError(err, `cannot read the coordinator state from ${redact(config.databaseUrl)}`);
+  });
+
   // Everything long-lived stops when this aborts.
   const lifetime = new AbortController();
   const audit = new AuditLog(config.auditDir, policy.clusterId, clock);
@@ -132,6 +139,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     floor,
     signal: lifetime.signal,
     primaryHost: () => pool.target,
+    durable: {
+      loaded: durableState,
+      writeMaintenance: (on, by, reason) => writeMaintenance(pool, schema, policy.clusterId, on, by, reason),
+      writeReconcileHold: (on, by, reason) => writeReconcileHold(pool, schema, policy.clusterId, on, by, reason),
+    },
     recover: async (self, target, reason) => {
       await recoverSplitBrain({ ...parts, engine: self }, { strategy: "promote-leader", operator: "system", reason, caller: "coordinator (automatic recovery)", force: false, targetNode: target });
     },

@@ -531,6 +531,28 @@ const migrations: readonly Migration[] = [
       REVOKE ALL ON FUNCTION ${s.q("fence_superseded")}(int, bigint, text, text) FROM PUBLIC;
     `,
   },
+  {
+    version: 6,
+    name: "durable coordinator state",
+    // What an operator or a recovery set on the coordinator outlives it: a
+    // restarted (or another) coordinator continues from here, and agents read
+    // reconcile_hold before they campaign on their own, with no coordinator up.
+    sql: (s) => `
+      CREATE TABLE IF NOT EXISTS ${s.q("coordinator_state")} (
+        cluster_id            text PRIMARY KEY,
+        maintenance           boolean NOT NULL DEFAULT false,
+        maintenance_by        text NOT NULL DEFAULT '',
+        maintenance_reason    text NOT NULL DEFAULT '',
+        maintenance_at        timestamptz,
+        reconcile_hold        boolean NOT NULL DEFAULT false,
+        reconcile_hold_by     text NOT NULL DEFAULT '',
+        reconcile_hold_reason text NOT NULL DEFAULT '',
+        reconcile_hold_at     timestamptz
+      );
+      COMMENT ON TABLE ${s.q("coordinator_state")} IS
+        'autonomy-ha: maintenance mode and the manual-reconcile hold per cluster, as the coordinator last set them';
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = migrations[migrations.length - 1]!.version;

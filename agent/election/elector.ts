@@ -277,6 +277,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
         nextCampaignMs: this.schedule.nextCampaignMs,
         lockHolder: this.observer.current.lockHolder,
         superseded: session?.alive ? this.authority.lockServerRefusal(session.server) : undefined,
+        recordedHold: this.observer.current.recordedHold,
       },
       this.stepConfig,
       nowMs,

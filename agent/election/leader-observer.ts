@@ -4,6 +4,7 @@ import type { Logger } from "../../core/log.js";
 import { noLeader, type LeaderView } from "../../core/model.js";
 import type { SchemaName } from "../../db/identifiers.js";
 import { readLeadership, readLockHolders } from "../../db/leadership.js";
+import { readCoordinatorState } from "../../db/coordinator-state.js";
 import type { Queryable } from "../../db/side-connection.js";
 
 /** When a leader's heartbeat last moved, by our clock (not the remote timestamp). */
@@ -26,6 +27,8 @@ export interface Observation {
   readonly watch: HeartbeatWatch | undefined;
   /** The highest epoch this node has seen anywhere: terms it opened, rows it read, floors it was given. */
   readonly highestEpochSeen: number;
+  /** The manual-reconcile hold as the coordinator recorded it in the database: no campaign of our own while on. */
+  readonly recordedHold: boolean;
 }
 
 export interface LeaderObserverOptions {
@@ -43,7 +46,7 @@ export interface LeaderObserverOptions {
 
 /** Reads leadership_state and the lock holder, and remembers when the leader's heartbeat last moved. */
 export class LeaderObserver {
-  private seen: Observation = { view: noLeader, lockHolder: undefined, lockHolderPid: undefined, watch: undefined, highestEpochSeen: 0 };
+  private seen: Observation = { view: noLeader, lockHolder: undefined, lockHolderPid: undefined, watch: undefined, highestEpochSeen: 0, recordedHold: false };
 
   constructor(private readonly o: LeaderObserverOptions) {}
 
@@ -56,6 +59,7 @@ export class LeaderObserver {
     const { o } = this;
     const row = await readLeadership(o.db, o.schema, o.clusterId);
     const holders = await readLockHolders(o.db, o.clusterId);
+    const recorded = await readCoordinatorState(o.db, o.schema, o.clusterId);
     const holder = holders[0];
     const view: LeaderView = {
       holderId: row.holderId ?? "",
@@ -65,13 +69,15 @@ export class LeaderObserver {
       heartbeatAt: row.heartbeatAt,
     };
     const before = this.seen;
-    const changed = view.holderId !== before.view.holderId || view.epoch !== before.view.epoch || holder?.applicationName !== before.lockHolder;
+    const changed =
+      view.holderId !== before.view.holderId || view.epoch !== before.view.epoch || holder?.applicationName !== before.lockHolder || recorded.reconcileHold !== before.recordedHold;
     this.seen = {
       view,
       lockHolder: holder?.applicationName,
       lockHolderPid: holder?.pid,
       watch: watchHeartbeat(before.watch, `${holder?.pid ?? "-"}|${row.holderId ?? "-"}|${row.epoch}|${row.heartbeatAt?.getTime() ?? "-"}`, o.clock.monotonicMs()),
       highestEpochSeen: Math.max(before.highestEpochSeen, row.epoch),
+      recordedHold: recorded.reconcileHold,
     };
     if (changed) o.changed();
     return row.epoch;

@@ -28,6 +28,7 @@ const inputs = (over: Partial<StepInputs> = {}): StepInputs => ({
   nextCampaignMs: NOW,
   lockHolder: "cp-node-1",
   superseded: undefined,
+  recordedHold: false,
   ...over,
 });
 
@@ -39,6 +40,11 @@ const cases: Case[] = [
     { kind: "fence", epoch: 7, reason: "lock session unconfirmed for 1500ms (lease 1500ms): fenced" }],
   ["a leader whose lock session died fences itself", leader(), inputs({ sessionAlive: false }), config,
     { kind: "fence", epoch: 7, reason: "lock session lost" }],
+  // The manual-reconcile hold recorded in the database: a follower stands by, a leader keeps its term, a command still runs.
+  ["a follower stands by while the manual-reconcile hold is recorded", follower, inputs({ recordedHold: true }), config,
+    { kind: "held", reason: "manual-reconcile hold recorded in the database: not campaigning until a failover names a node" }],
+  ["a --successor stands by too, rather than queueing on the lock", follower, inputs({ recordedHold: true }), { ...config, successor: true }, { kind: "held" }],
+  ["a command (a failover naming this node) still runs under the recorded hold", follower, inputs({ recordedHold: true, commandPending: true }), config, { kind: "run_command" }],
   // A superseded server: leave it before anything queued runs, leader or not.
   ["a leader on a superseded server leaves it, even with a command queued", leader(), inputs({ commandPending: true, superseded: "server 1/tl1 is superseded" }), config,
     { kind: "leave_superseded", reason: "server 1/tl1 is superseded" }],

@@ -25,6 +25,8 @@ export interface StepInputs {
   readonly lockHolder: string | undefined;
   /** Why the lock session's server may hold no term (a promotion superseded it), or undefined. */
   readonly superseded: string | undefined;
+  /** The manual-reconcile hold is recorded in the database: no campaign of our own, coordinator or not. */
+  readonly recordedHold: boolean;
 }
 
 export interface StepConfig {
@@ -116,6 +118,7 @@ export function nextStep(state: ElectionState, inputs: StepInputs, config: StepC
     inMs: Math.max(config.campaignIntervalMs, (inputs.quiet?.untilMs ?? 0) - nowMs),
   });
   if (state.kind === "held") return standBy("held", "held by the coordinator: not campaigning until released");
+  if (inputs.recordedHold) return standBy("held", "manual-reconcile hold recorded in the database: not campaigning until a failover names a node");
   if (config.nofailover) return standBy("nofailover", "--nofailover: never campaigns on its own");
   if (inputs.quiet && nowMs < inputs.quiet.untilMs) {
     return inputs.quiet.why === "startup_grace"

@@ -1,5 +1,6 @@
 import type { Clock } from "../../core/clock.js";
-import { describeError } from "../../core/errors.js";
+import { ErrorCode, HaError, describeError } from "../../core/errors.js";
+import type { CoordinatorState } from "../../db/coordinator-state.js";
 import type { Logger } from "../../core/log.js";
 import type { LeaderView } from "../../core/model.js";
 import { recordAfterActing, type AuditLog } from "../audit/audit-log.js";
@@ -37,6 +38,15 @@ export interface EngineDeps {
   readonly databases?: DatabaseFailover;
   /** The host the truth is read through now. */
   readonly primaryHost?: () => string;
+  /** Where maintenance mode and the manual-reconcile hold are kept (migration 6), and what it held at start. */
+  readonly durable?: DurableState;
+}
+
+/** The coordinator's state that outlives it, in the lock database. */
+export interface DurableState {
+  readonly loaded: CoordinatorState;
+  writeMaintenance(on: boolean, by: string, reason: string): Promise<void>;
+  writeReconcileHold(on: boolean, by: string, reason: string): Promise<void>;
 }
 
 export interface EngineCounters {
@@ -86,6 +96,8 @@ export class Engine {
   private designation: Designation | undefined;
   private findingState: FindingState;
   private readonly holdSent = new Set<string>();
+  /** A cleared manual-reconcile hold the database does not know about yet (retried on each evaluation). */
+  private unrecordedHoldClear: Actor | undefined;
   /**
    * The cold start's settle (CoordinatorPolicy.settleMs): while nobody leads,
    * the nodes that report are held, and the best of them is ordered to lead
@@ -109,6 +121,16 @@ export class Engine {
 
   constructor(private readonly deps: EngineDeps) {
     this.epochFloor = deps.floor.value;
+    // A restarted coordinator continues where the last one stopped, without auditing it again.
+    const loaded = deps.durable?.loaded;
+    if (loaded?.maintenance) {
+      this.maintenance = true;
+      deps.log.warn({ by: loaded.maintenanceBy, reason: loaded.maintenanceReason }, `maintenance mode is on (set by ${loaded.maintenanceBy}: ${loaded.maintenanceReason}); automatic actions stay paused`);
+    }
+    if (loaded?.reconcileHold) {
+      this.reconcileHold = true;
+      deps.log.warn({ by: loaded.reconcileHoldBy, reason: loaded.reconcileHoldReason }, `the manual-reconcile hold is on (set by ${loaded.reconcileHoldBy}: ${loaded.reconcileHoldReason}); nobody campaigns until a failover names a node`);
+    }
     this.findingState = { finding: detectSplitBrain(this.view(), deps.policy, deps.clock.monotonicMs()), detectedAt: undefined };
     deps.signal?.addEventListener("abort", () => (this.stopped = true), { once: true });
     if (deps.signal?.aborted) this.stopped = true;
@@ -148,6 +170,10 @@ export class Engine {
    */
   async setMaintenance(paused: boolean, who: Actor): Promise<{ paused: boolean; message: string; notAudited: string | undefined }> {
     await this.deps.audit.ready();
+    // Recorded before it takes effect: a restarted coordinator must find it.
+    await this.deps.durable?.writeMaintenance(paused, who.operator, who.reason).catch((err: unknown) => {
+      throw new HaError(ErrorCode.Unavailable, `maintenance mode cannot be recorded in the lock database (${describeError(err)}); nothing changed`);
+    });
     const was = this.maintenance;
     this.maintenance = paused;
     const message = paused
@@ -168,8 +194,23 @@ export class Engine {
    * a node, and every node that connects is ordered to hold. Audited when it
    * changes. Returns whether it was on.
    */
-  setReconcileHold(on: boolean, who: Actor, why: string): boolean {
+  async setReconcileHold(on: boolean, who: Actor, why: string): Promise<boolean> {
     const was = this.reconcileHold;
+    // Setting it is recorded before it takes effect (agents read it before
+    // they campaign on their own); clearing it is retried until recorded.
+    if (was !== on) {
+      const writing = this.deps.durable?.writeReconcileHold(on, who.operator, why);
+      if (on) {
+        await writing?.catch((err: unknown) => {
+          throw new HaError(ErrorCode.Unavailable, `the manual-reconcile hold cannot be recorded in the lock database (${describeError(err)})`);
+        });
+      } else {
+        void writing?.catch((err: unknown) => {
+          this.deps.log.error({ err: describeError(err) }, "clearing the manual-reconcile hold in the lock database failed; it is retried");
+          this.unrecordedHoldClear = who;
+        });
+      }
+    }
     this.reconcileHold = on;
     if (was !== on) {
       this.deps.log.info({ reconcile_hold: on }, `manual-reconcile hold ${on ? "on" : "off"}: ${why}`);
@@ -239,6 +280,7 @@ export class Engine {
     this.trackIntruders(detectIntruders(view, this.deps.policy, now));
     const leader = leaderOf(view, this.deps.policy, now);
     this.trackLeader(leader, now);
+    this.retryHoldClear();
     this.checkSettle(now);
     this.deps.databases?.observe(leader, view.db, now);
     this.scheduleDecisions();
@@ -261,6 +303,13 @@ export class Engine {
       // The database may have changed with the report: read it and evaluate again.
       void this.deps.truth.refresh();
     }
+  }
+
+  private retryHoldClear(): void {
+    const who = this.unrecordedHoldClear;
+    if (!who || this.reconcileHold || !this.deps.durable) return;
+    this.unrecordedHoldClear = undefined;
+    this.deps.durable.writeReconcileHold(false, who.operator, "cleared (recorded late)").catch(() => (this.unrecordedHoldClear ??= who));
   }
 
   /** Holds a node that reports while a cold start settles; ends the settle at once when someone leads already. */

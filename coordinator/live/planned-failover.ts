@@ -177,7 +177,7 @@ async function handOver(ctx: OperationContext, req: FailoverRequest, h: HandOver
   }
 
   ctx.engine.failoverCompleted("planned");
-  const wasHeld = ctx.engine.setReconcileHold(false, audit, `planned failover made ${confirmed.holderId} leader with epoch ${confirmed.epoch}`);
+  const wasHeld = await ctx.engine.setReconcileHold(false, audit, `planned failover made ${confirmed.holderId} leader with epoch ${confirmed.epoch}`);
   const released = wasHeld ? releaseHeld(ctx, confirmed.holderId, confirmed.epoch) : [];
   const message = !leader.holderId
     ? `no leader held write authority; ${confirmed.holderId} acquired epoch ${confirmed.epoch}`

@@ -161,7 +161,7 @@ async function promoteLeader(ctx: OperationContext, req: RecoveryRequest): Promi
     const epoch = sessions.node(target)!.report.epoch;
     const writeReady = sessions.node(target)!.report.writeReady;
     ctx.engine.failoverCompleted("recovery");
-    ctx.engine.setReconcileHold(false, audit, `promote-leader confirmed ${target} as leader for epoch ${epoch}`);
+    await ctx.engine.setReconcileHold(false, audit, `promote-leader confirmed ${target} as leader for epoch ${epoch}`);
     const staleLeaders = new Set([...resigned, ...terminated]);
     const head = staleLeaders.size > 0 ? `stale leader${staleLeaders.size > 1 ? "s" : ""} resigned` : cleared.length > 0 ? "stale records cleared" : "no stale leader found";
     const done = `${head}; ${target} confirmed as leader for epoch ${epoch}${writeReady ? "" : " (not Write-Ready yet)"}`;
@@ -200,7 +200,7 @@ async function manualReconcile(ctx: OperationContext, req: RecoveryRequest): Pro
   // Hold the others before any claimant resigns, so none of them takes the
   // lock the claimants give up.
   await holdAll(ctx, others, "manual-reconcile: hold");
-  ctx.engine.setReconcileHold(true, { operator: req.operator, reason: req.reason, caller: req.caller, request_id: requestId }, "manual-reconcile: nobody campaigns until a failover names a node");
+  await ctx.engine.setReconcileHold(true, { operator: req.operator, reason: req.reason, caller: req.caller, request_id: requestId }, "manual-reconcile: nobody campaigns until a failover names a node");
   const resigned = await resignAll(ctx, claimants, req.force, "manual-reconcile: resign and hold");
   const db = await truth.refresh();
   const cleared: string[] = [];
