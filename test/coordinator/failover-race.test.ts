@@ -48,17 +48,13 @@ describe("a planned failover with a --successor agent queued on the lock", () =>
     const db = new pg.Client({ connectionString: cluster.primary.url() });
     await db.connect();
     try {
-      await waitFor(
-        async () => {
-          const r = await db.query(
-            `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-              WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND NOT l.granted AND a.application_name = 'cp-node-2'`,
-            [LOCK_CLASS_ID],
-          );
-          return r.rowCount === 1 || undefined;
-        },
-        { timeoutMs: 20_000, what: "cp-node-2 queued on the lock" },
-      );
+      const queued = async () =>
+        (await db.query(
+          `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND NOT l.granted AND a.application_name = 'cp-node-2'`,
+          [LOCK_CLASS_ID],
+        )).rowCount === 1 || undefined;
+      await waitFor(queued, { timeoutMs: 20_000, what: "cp-node-2 queued on the lock" });
       await waitFor(async () => (await runCli(["ha", "status", "--orchestrator-url", url, "--output", "json"])).stdout.includes('"cp-node-3"') || undefined, { timeoutMs: 20_000, what: "cp-node-3 in the view" });
 
       const r = await runCli(["ha", "failover", "trigger", "--orchestrator-url", url, "--target", "cp-node-3", "--operator", "alice", "--reason", "move to cp-node-3"]);
@@ -68,17 +64,7 @@ describe("a planned failover with a --successor agent queued on the lock", () =>
       expect((await writeReadyAgents(agents)).map((a) => a.nodeId)).toEqual(["cp-node-3"]);
 
       // Released afterwards: cp-node-2 queues on the lock again, as a --successor does.
-      await waitFor(
-        async () => {
-          const q = await db.query(
-            `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-              WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND NOT l.granted AND a.application_name = 'cp-node-2'`,
-            [LOCK_CLASS_ID],
-          );
-          return q.rowCount === 1 || undefined;
-        },
-        { timeoutMs: 20_000, what: "cp-node-2 queued again once released" },
-      );
+      await waitFor(queued, { timeoutMs: 20_000, what: "cp-node-2 queued again once released" });
     } finally {
       await db.end();
     }
