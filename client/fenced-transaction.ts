@@ -74,6 +74,12 @@ async function once<T>(db: Queryable, epoch: number, work: (client: pg.ClientBas
   const pooled = db instanceof pg.Pool;
   const client: pg.ClientBase = pooled ? await (db as pg.Pool).connect() : (db as pg.ClientBase);
   let broken: Error | undefined;
+  // A pool listens only to its idle clients: a server that dies while this one
+  // is checked out would emit an 'error' nobody hears, and end the process.
+  const onError = (err: Error) => {
+    broken ??= err;
+  };
+  if (pooled) client.on("error", onError);
   try {
     await client.query("BEGIN");
     try {
@@ -86,8 +92,13 @@ async function once<T>(db: Queryable, epoch: number, work: (client: pg.ClientBas
       throw asStaleEpoch(err, epoch);
     }
   } finally {
-    // A client whose ROLLBACK failed is in an unknown state: the pool must not hand it out again.
-    if (pooled) (client as pg.PoolClient).release(broken);
+    // A client whose ROLLBACK failed, or whose connection failed, is in an
+    // unknown state: the pool must not hand it out again. It keeps our
+    // listener, so a late 'error' from it still finds one.
+    if (pooled) {
+      if (!broken) client.off("error", onError);
+      (client as pg.PoolClient).release(broken);
+    }
   }
 }
 
