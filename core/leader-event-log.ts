@@ -22,6 +22,7 @@ export class LeaderEventLog {
   private revision = 0;
   private current: LeaderView;
   private wakers = new Set<() => void>();
+  private readonly listeners = new Set<(e: LeaderEvent) => void>();
 
   constructor(
     initial: LeaderView,
@@ -47,7 +48,29 @@ export class LeaderEventLog {
     const wake = this.wakers;
     this.wakers = new Set();
     for (const w of wake) w();
+    for (const l of this.listeners) l(event);
     return event;
+  }
+
+  /**
+   * Calls `listener` synchronously with every event published from now on,
+   * until the returned function is called: for a fan-out that keeps its own
+   * cursors (rpc/leader-fanout.ts) rather than one generator per watcher.
+   */
+  onPublish(listener: (e: LeaderEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * What a watcher whose last event was `revision` reads next: the following
+   * event, or a fresh snapshot when that event has already left the log.
+   * Undefined when it is up to date.
+   */
+  next(revision: number): LeaderEvent | undefined {
+    if (revision >= this.revision) return undefined;
+    const oldest = this.events[0]?.revision ?? this.revision + 1;
+    return revision + 1 < oldest ? this.snapshot() : this.events[revision + 1 - oldest];
   }
 
   /**
@@ -64,14 +87,8 @@ export class LeaderEventLog {
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       while (!signal.aborted) {
-        if (cursor < this.revision) {
-          const oldest = this.events[0]?.revision ?? this.revision + 1;
-          if (cursor + 1 < oldest) {
-            cursor = this.revision;
-            yield as(this.snapshot());
-            continue;
-          }
-          const next = this.events[cursor + 1 - oldest]!;
+        const next = this.next(cursor);
+        if (next) {
           cursor = next.revision;
           yield as(next);
           continue;

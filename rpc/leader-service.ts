@@ -1,6 +1,8 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { LeaderEventKind as WireKind, LeaderService, WatchLeaderResponseSchema } from "../gen/autonomy/ha/v1/leader_pb.js";
 import type { LeaderEvent, LeaderEventKind, LeaderEventLog } from "../core/leader-event-log.js";
+import { LeaderFanout } from "./leader-fanout.js";
+import { DirectStream } from "./direct-stream.js";
 import { Encoded, registration, type ServiceRegistration } from "./service-adapter.js";
 import { leaderToWire } from "./wire.js";
 
@@ -39,6 +41,8 @@ export interface LeaderServiceOptions {
  * then every change in order, with rising revisions.
  */
 export function leaderServiceFor(events: LeaderEventLog, options: LeaderServiceOptions): ServiceRegistration {
+  // One fan-out for all of this service's watchers; see leader-fanout.ts.
+  const fanout = new LeaderFanout(events, encodedEvent);
   return registration(LeaderService, {
     getLeader: async (req) => {
       options.checkCluster?.(req.clusterId);
@@ -49,7 +53,7 @@ export function leaderServiceFor(events: LeaderEventLog, options: LeaderServiceO
       options.onWatcher?.(1);
       // A watch ends only when its call does.
       ctx.signal.addEventListener("abort", () => options.onWatcher?.(-1), { once: true });
-      return events.watch(ctx.signal, encodedEvent);
+      return new DirectStream((sink, signal) => fanout.attach(sink, signal));
     },
   });
 }

@@ -11,6 +11,7 @@ import { HealthService, ServingStatus } from "./health.js";
 import type { HttpRouter } from "./http-router.js";
 import { reflectionFor } from "./reflection.js";
 import type { ServiceRegistration } from "./service-adapter.js";
+import { HTTP2_STREAM, http2StreamOf } from "./direct-stream.js";
 
 export interface ServeOptions {
   /** Interface to listen on, e.g. 127.0.0.1. */
@@ -212,6 +213,8 @@ function authInterceptor(auth: Authenticator): grpc.ServerInterceptor {
               return;
             }
             (metadata as unknown as Record<symbol, unknown>)[PRINCIPAL] = result.principal;
+            // For streams that write ready-made frames (direct-stream.ts); `call` is grpc-js's innermost call.
+            (metadata as unknown as Record<symbol, unknown>)[HTTP2_STREAM] = http2StreamOf(call);
             mdNext(metadata);
           },
         }),

@@ -4,6 +4,7 @@ import type { GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { noPrincipal, PRINCIPAL, type Principal } from "./auth/principal.js";
 import { grpcStatusOf } from "./status.js";
 import { describeError, invalidArgument } from "../core/errors.js";
+import { DirectStream, sinkOf } from "./direct-stream.js";
 
 /** What a handler knows about its call, besides the request. */
 export interface CallContext {
@@ -22,7 +23,20 @@ export interface CallContext {
  * watchers is serialized once rather than once per stream.
  */
 export class Encoded {
+  private framedBytes: Buffer | undefined;
   private constructor(readonly bytes: Buffer) {}
+
+  /** The message in gRPC's length-prefixed framing (uncompressed), as it goes on the wire. */
+  get framed(): Buffer {
+    if (!this.framedBytes) {
+      const out = Buffer.allocUnsafe(5 + this.bytes.length);
+      out.writeUInt8(0, 0);
+      out.writeUInt32BE(this.bytes.length, 1);
+      this.bytes.copy(out, 5);
+      this.framedBytes = out;
+    }
+    return this.framedBytes;
+  }
 
   static of<D extends DescMessage>(schema: D, value: MessageInitShape<D>): Encoded {
     return new Encoded(Buffer.from(toBinary(schema, create(schema, value))));
@@ -36,7 +50,7 @@ type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
 type ServerStreamHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
-) => AsyncIterable<MessageInitShape<O> | Encoded>;
+) => AsyncIterable<MessageInitShape<O> | Encoded> | DirectStream;
 type BidiHandler<I extends DescMessage, O extends DescMessage> = (
   requests: AsyncIterable<MessageShape<I>>,
   ctx: CallContext,
@@ -178,7 +192,8 @@ function adapt(method: DescMethod, handler: (...args: unknown[]) => unknown): gr
           call.emit("error", toServiceError(err));
           return;
         }
-        writeAll(call, handler(request, ctx) as AsyncIterable<unknown>, ctx.signal).then(
+        const out = handler(request, ctx) as AsyncIterable<unknown> | DirectStream;
+        (out instanceof DirectStream ? out.start(sinkOf(call), ctx.signal) : writeAll(call, out, ctx.signal)).then(
           () => {
             if (!ctx.signal.aborted) call.end();
           },
