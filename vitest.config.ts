@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: [
       "test/**/*.test.ts",
-      "{agent,coordinator,cli,client,core,db,rpc,pgcluster}/**/*.spec.ts",
+      "{agent,bench,coordinator,cli,client,core,db,rpc,pgcluster}/**/*.spec.ts",
     ],
     // Tests start real PostgreSQL servers and child processes; two cores
     // cannot run many of those at once without starving the timing under test.

@@ -65,6 +65,7 @@ export async function agentCrashBench(rounds: number, successor: boolean): Promi
     target: "median ≤ 250 ms",
     unit: "ms",
     summary: summarize(samples),
+    samples,
     settings: { rounds, campaignInterval: "100ms", heartbeatInterval: "200ms", lease: "1500ms", successor },
     pass: summarize(samples).median <= 250,
   };

@@ -1,6 +1,5 @@
-import { execFileSync } from "node:child_process";
 import { FAST_TIMINGS } from "../test/support/agents.js";
-import { FAST_PATRONI, patroniBinaries } from "../test/support/patroni.js";
+import { FAST_PATRONI, patroniToolVersion } from "../test/support/patroni.js";
 import { COORDINATOR_TIMINGS, ProductOnPatroni, type PrimaryMove } from "../test/patroni/product-on-patroni.js";
 import { summarize, type BenchResult } from "./stats.js";
 
@@ -61,7 +60,7 @@ async function oneSetup(coordinator: boolean, rounds: number): Promise<BenchResu
   const settings = {
     setup,
     rounds,
-    patroni: { ...FAST_PATRONI, version: versionOf("patroni"), etcd: versionOf("etcd") },
+    patroni: { ...FAST_PATRONI, version: patroniToolVersion("patroni"), etcd: patroniToolVersion("etcd") },
     agentTimings: FAST_TIMINGS.join(" "),
     ...(coordinator ? { coordinatorTimings: COORDINATOR_TIMINGS.join(" ") } : {}),
     acknowledgedWritesLostOnCrash: crashes.map((m) => m.lostCommits),
@@ -69,7 +68,7 @@ async function oneSetup(coordinator: boolean, rounds: number): Promise<BenchResu
     ...(error ? { error } : {}),
   };
   const ok = error === undefined ? undefined : false;
-  const result = (name: string, samples: number[]): BenchResult => ({ name: `${name} [${setup}]`, target: "-", unit: "ms", summary: summarize(samples), settings, pass: ok });
+  const result = (name: string, samples: number[]): BenchResult => ({ name: `${name} [${setup}]`, target: "-", unit: "ms", summary: summarize(samples), samples, settings, pass: ok });
   return [
     result("Patroni crash → first fenced write on the promoted server", crashes.map((m) => m.firstAfter.committedAt - m.startedAt)),
     result("Patroni crash → Patroni reports the new leader (its REST API)", crashes.map((m) => m.patroniReportedAt - m.startedAt)),
@@ -87,11 +86,3 @@ function line(m: PrimaryMove): string {
   );
 }
 
-function versionOf(tool: "patroni" | "etcd"): string {
-  try {
-    const out = execFileSync(patroniBinaries()[tool], ["--version"], { encoding: "utf8", timeout: 10_000 });
-    return /(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? out.trim();
-  } catch {
-    return "unknown";
-  }
-}

@@ -1,39 +1,74 @@
-import os from "node:os";
 import { agentCrashBench } from "./agent-crash.js";
 import { databaseFailoverBench } from "./database-failover.js";
+import { hungLeaderBench } from "./hung-leader.js";
 import { agentLoadBench } from "./agent-load.js";
 import { plannedFailoverBench } from "./planned-failover.js";
 import { splitBrainBench } from "./split-brain.js";
 import { table, type BenchResult } from "./stats.js";
 import { watchFanoutBench } from "./watch-fanout.js";
-import { findPgBinaries } from "../pgcluster/index.js";
-import { VERSION } from "../core/version.js";
+import { defaultResultsPath, describeMachine, writeBenchFile } from "./report/bench-file.js";
+import { compareCommand } from "./report/compare-command.js";
+import { parseBenchArgs } from "./report/options.js";
 import { TestPki, useTestPki } from "../test/support/pki.js";
 
 /**
- * `npm run bench`: the speed figures of SPEC §7, printed as a table and as
- * JSON with the machine, versions and settings. Speed lives here, never in
- * the tests.
+ * `npm run bench`: the speed figures of SPEC §7, printed as a table and
+ * written as JSON (machine, versions, settings and every sample) for a later
+ * comparison. Speed lives here, never in the tests. See docs/benchmarks.md.
  *
- * BENCH_ROUNDS (default 10) sets the rounds of the per-event benchmarks;
- * BENCH_TLS=1 runs everything with mTLS on every port;
- * BENCH_ONLY=crash,split-brain,failover,db-failover,load,fanout runs a subset
- * (patroni runs only with BENCH_PATRONI=1 or --patroni);
- * BENCH_AGENTS, BENCH_LOAD_SECONDS, BENCH_WATCHERS and BENCH_FANOUT_CHANGES
- * size the two load benchmarks.
+ * Flags (after `npm run bench --`):
+ *   --quick                 a reduced set and rounds, under 2 minutes: crash,
+ *                           split-brain and failover at 5 rounds, load with 200
+ *                           agents for 5 s, fan-out over 1,000 streams
+ *   --out FILE              where to write the JSON (default
+ *                           bench-results/bench-<ISO time>.json)
+ *   --compare OLD NEW       compare two results files instead of running: the
+ *                           median, p90 and max of every benchmark in both, the
+ *                           change, and REGRESSION where median or p90 rose by
+ *                           more than 2 ms and 10%; exits 0
+ *   --fail-on-regression    with --compare: exit 1 when anything regressed
+ *   --patroni               also run bench/patroni-failover.ts (our agents on
+ *                           Patroni; needs patroni and etcd-server)
+ *
+ * Environment (kept from before the flags; they override --quick):
+ *   BENCH_ROUNDS (default 10, quick 5) sets the rounds of the per-event benchmarks;
+ *   BENCH_TLS=1 runs everything with mTLS on every port;
+ *   BENCH_ONLY=crash,split-brain,failover,db-failover,hung-leader,load,fanout,patroni runs a
+ *   subset (patroni runs only with BENCH_PATRONI=1 or --patroni);
+ *   BENCH_AGENTS, BENCH_LOAD_SECONDS, BENCH_WATCHERS and BENCH_FANOUT_CHANGES
+ *   size the two load benchmarks.
+ *
+ * The comparison with Patroni, an etcd3 election and the advisory-lock floor
+ * is a separate command: `npm run bench:peers` (bench/peers/run.ts).
  */
+const options = (() => {
+  try {
+    return parseBenchArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+})();
+
+if (options.compare) process.exit(await compareCommand(options.compare, options.failOnRegression));
+
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
-const rounds = env("BENCH_ROUNDS", 10);
-const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim());
-const load = { agents: env("BENCH_AGENTS", 1000), seconds: env("BENCH_LOAD_SECONDS", 20), intervalMs: 200, transports: 8 };
-const fanout = { streams: env("BENCH_WATCHERS", 10_000), processes: 2, transports: 5, changes: env("BENCH_FANOUT_CHANGES", 3) };
+const quick = options.quick;
+const rounds = env("BENCH_ROUNDS", quick ? 5 : 10);
+const patroni = process.env.BENCH_PATRONI === "1" || options.patroni;
+// --quick leaves out db-failover (a fresh primary and standby every round); --patroni still adds patroni.
+const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim()) ?? (quick ? ["crash", "split-brain", "failover", "load", "fanout", "patroni"] : undefined);
+const load = { agents: env("BENCH_AGENTS", quick ? 200 : 1000), seconds: env("BENCH_LOAD_SECONDS", quick ? 5 : 20), intervalMs: 200, transports: 8 };
+const fanout = { streams: env("BENCH_WATCHERS", quick ? 1_000 : 10_000), processes: 2, transports: 5, changes: env("BENCH_FANOUT_CHANGES", quick ? 2 : 3) };
 
 const benches: [string, () => Promise<BenchResult | BenchResult[]>][] = [
   ["crash", async () => [await agentCrashBench(rounds, true), await agentCrashBench(rounds, false)]],
   ["split-brain", () => splitBrainBench(rounds)],
   ["failover", () => plannedFailoverBench(rounds)],
   ["db-failover", () => databaseFailoverBench(Math.max(5, Math.round(rounds / 2)))],
-  ...(process.env.BENCH_PATRONI === "1" || process.argv.includes("--patroni") ? [["patroni", async () => (await import("./patroni-failover.js")).patroniFailoverBench()] as [string, () => Promise<BenchResult[]>]] : []), // opt-in: needs patroni + etcd-server
+  ["hung-leader", () => hungLeaderBench(quick ? 3 : 5, quick ? 5 : 20)],
+  // Opt-in: needs patroni + etcd-server.
+  ...(patroni ? [["patroni", async () => (await import("./patroni-failover.js")).patroniFailoverBench()] as [string, () => Promise<BenchResult[]>]] : []),
   // The two load benchmarks last: they saturate the machine for a while.
   ["load", () => agentLoadBench(load)],
   ["fanout", () => watchFanoutBench(fanout)],
@@ -44,23 +79,28 @@ const benches: [string, () => Promise<BenchResult | BenchResult[]>][] = [
 const tls = process.env.BENCH_TLS === "1";
 if (tls) useTestPki(await TestPki.create());
 
+const machine = describeMachine();
 const results: BenchResult[] = [];
+const errors: Record<string, string> = {};
 const started = performance.now();
 for (const [name, run] of benches) {
   if (only && !only.includes(name)) continue;
   process.stderr.write(`bench: ${name}…\n`);
-  results.push(...[await run()].flat().map((r) => (tls ? { ...r, name: `${r.name} [mTLS]`, settings: { ...r.settings, tls: "mTLS" } } : r)));
+  try {
+    results.push(...[await run()].flat().map((r) => (tls ? { ...r, name: `${r.name} [mTLS]`, settings: { ...r.settings, tls: "mTLS" } } : r)));
+  } catch (err) {
+    // One benchmark failing is a finding to print; the others' figures still count.
+    errors[name] = (err as Error).message.split("\n")[0]!;
+    process.stderr.write(`bench: ${name} failed: ${(err as Error).message.split("\n").slice(0, 4).join(" / ")}\n`);
+  }
 }
 
-const machine = {
-  cpus: os.cpus().length,
-  cpuModel: os.cpus()[0]?.model,
-  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-  node: process.version,
-  postgres: findPgBinaries().version,
-  autonomy: VERSION,
-  date: new Date().toISOString(),
-};
-const settings = { rounds, only: only ?? "all", tls, load, fanout, seconds: Math.round((performance.now() - started) / 1000) };
+const seconds = Math.round((performance.now() - started) / 1000);
+const settings = { quick, rounds, only: only ?? "all", patroni, tls, load, fanout, seconds, errors };
+const out = options.out ?? defaultResultsPath("bench");
+await writeBenchFile(out, { kind: "bench", machine, settings, results });
 process.stdout.write(`\n${table(results)}\n\n`);
-process.stdout.write(`${JSON.stringify({ machine, settings, results }, null, 2)}\n`);
+for (const [name, message] of Object.entries(errors)) process.stdout.write(`${name} failed: ${message}\n`);
+process.stdout.write(`${results.length} results in ${seconds} s; machine, settings and every sample in ${out}\n`);
+process.stdout.write(`compare with an earlier run: npm run bench -- --compare OLD.json ${out}\n`);
+if (Object.keys(errors).length > 0) process.exitCode = 1;

@@ -83,6 +83,7 @@ export async function splitBrainBench(rounds: number): Promise<BenchResult[]> {
     target: "median ≤ 100 ms",
     unit: "ms",
     summary: summarize(samples),
+    samples,
     settings,
     pass: summarize(samples).median <= 100,
   });

@@ -19,12 +19,14 @@ export interface BenchResult {
   readonly target: string;
   readonly unit: "ms";
   readonly summary: Summary;
+  /** Every sample the summary was computed from, in the order taken. */
+  readonly samples: readonly number[];
   readonly settings: Record<string, unknown>;
   readonly pass: boolean | undefined;
 }
 
 export function table(results: readonly BenchResult[]): string {
-  const rows = [
+  return columns([
     ["benchmark", "n", "median", "p90", "p99", "max", "target", "met"],
     ...results.map((r) => [
       r.name,
@@ -36,7 +38,11 @@ export function table(results: readonly BenchResult[]): string {
       r.target,
       r.pass === undefined ? "-" : r.pass ? "yes" : "NO",
     ]),
-  ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n");
+  ]);
+}
+
+/** Rows of cells as left-aligned columns, the first row a header. */
+export function columns(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }

@@ -36,10 +36,12 @@ export async function watchFanoutBench(o: WatchFanoutOptions): Promise<BenchResu
   const children: Child[] = [];
   let coordinator: CoordinatorProcess | undefined;
   const latencies: number[] = [];
+  const rounds: number[][] = [];
   const firstEvents: number[] = [];
   const sequences = new Set<string>();
   const spreads: number[] = [];
   const cpu: number[] = [];
+  const clientCpu: number[] = [];
   let missing = 0;
   let opened = 0;
   let wrongHolder = 0;
@@ -75,6 +77,8 @@ export async function watchFanoutBench(o: WatchFanoutOptions): Promise<BenchResu
       cpu.push(coordinator.cpuSeconds() - cpuBefore);
       const arrivals = got.flatMap((g) => g.arrivalsMs);
       const first = Math.min(...arrivals);
+      rounds.push(got.flatMap((g) => g.latenciesMs));
+      clientCpu.push(got.reduce((sum, g) => sum + g.cpuSeconds, 0));
       for (const g of got) {
         latencies.push(...g.latenciesMs);
         firstEvents.push(...g.firstEventLatenciesMs);
@@ -93,31 +97,43 @@ export async function watchFanoutBench(o: WatchFanoutOptions): Promise<BenchResu
     await cluster.close();
   }
   const summary = summarize(latencies);
+  // One entry per change: the first one also pays for cold code (JIT) in the
+  // coordinator and the clients, which a long-running server pays once.
+  const perChange = rounds.map((r) => {
+    const s = summarize(r);
+    return { median: round(s.median), p99: round(s.p99), max: round(s.max) };
+  });
   const spread = summarize(spreads);
   const first = summarize(firstEvents);
   return {
     name: `${o.streams} WatchLeader streams: leader change → arrival`,
-    target: "p99 ≤ 200 ms",
+    target: "p99 ≤ 50 ms",
     unit: "ms",
     summary,
+    samples: latencies,
     settings: {
       streams: o.streams,
       streamsOpened: opened,
-      client: "node:http2 with gRPC framing by hand (bench/load/raw-watch.ts)",
+      client: "node:http2 with gRPC framing by hand, identical frames decoded once per process (bench/load/raw-watch.ts)",
       clientProcesses: o.processes,
       connectionsPerProcess: o.transports,
       changes: o.changes,
       measuredFrom: "the LEADER_CHANGED event's `at` (coordinator publication time, ms resolution)",
+      measuredTo: "the client's 'data' callback for the stream, before decoding",
+      clock: "one machine's wall clock: the coordinator's Date at publication, the client's performance.timeOrigin + performance.now()",
       samples: latencies.length,
       missing,
       wrongHolder,
       eventsPerChange: [...sequences],
+      perChange,
       firstEventOfChange: { median: round(first.median), p99: round(first.p99), max: round(first.max) },
       spreadFromFirstArrival: { median: round(spread.median), p99: round(spread.p99), max: round(spread.max) },
       coordinatorCpuSecondsPerChange: cpu.map(round),
+      // All client processes together, from arming to their last stream's arrival.
+      clientCpuSecondsPerChange: clientCpu.map((x) => Math.round(x * 1000) / 1000),
       triggerFailoverMs: rpcs.map(round),
     },
-    pass: summary.p99 <= 200 && missing === 0 && opened === o.streams,
+    pass: summary.p99 <= 50 && missing === 0 && opened === o.streams,
   };
 }
 

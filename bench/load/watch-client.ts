@@ -30,6 +30,8 @@ export interface Collected {
   readonly firstEventLatenciesMs: number[];
   /** Kinds of the round's events up to LEADER_CHANGED, in order, as the first stream saw them. */
   readonly sequence: string[];
+  /** This process's CPU time (user + system) from arming to this report, seconds. */
+  readonly cpuSeconds: number;
 }
 export type WatchOut = { readonly kind: "opened"; readonly open: number; readonly failed: number } | { readonly kind: "armed"; readonly round: number } | Collected;
 
@@ -44,6 +46,7 @@ interface Round {
   readonly seen: (Seen | undefined)[];
   readonly first: (number | undefined)[];
   readonly sequence: string[];
+  readonly cpuAtArm: NodeJS.CpuUsage;
   count: number;
   reported: boolean;
 }
@@ -57,7 +60,7 @@ const sessions: ClientHttp2Session[] = [];
 process.on("message", (m: WatchIn) => {
   if (m.kind === "open") open(m.url, m.streams, m.transports);
   else if (m.kind === "arm") {
-    armed = { round: m.round, seen: new Array(total).fill(undefined), first: new Array(total).fill(undefined), sequence: [], count: 0, reported: false };
+    armed = { round: m.round, seen: new Array(total).fill(undefined), first: new Array(total).fill(undefined), sequence: [], cpuAtArm: process.cpuUsage(), count: 0, reported: false };
     process.send!({ kind: "armed", round: m.round } satisfies WatchOut);
   } else if (armed?.round === m.round) report();
 });
@@ -118,5 +121,11 @@ function report(): void {
     missing: total - seen.length,
     firstEventLatenciesMs: round.first.filter((x): x is number => x !== undefined),
     sequence: round.sequence,
+    cpuSeconds: cpuSecondsSince(round.cpuAtArm),
   } satisfies WatchOut);
+}
+
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
 }

@@ -14,7 +14,7 @@
 // postmaster, pg_basebackup) runs as the `postgres` OS user via setpriv, as
 // pgcluster does, in directories that user owns.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { accessSync, closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
@@ -40,6 +40,9 @@ export interface PatroniTimings {
  * ≤ ttl, the relation later Patroni versions enforce, holds.
  */
 export const FAST_PATRONI: PatroniTimings = { ttl: 5, loop_wait: 1, retry_timeout: 2 };
+
+/** Patroni's own defaults (what a cluster runs with when bootstrap.dcs says nothing). */
+export const DEFAULT_PATRONI: PatroniTimings = { ttl: 30, loop_wait: 10, retry_timeout: 10 };
 
 export interface PatroniClusterOptions {
   readonly members?: number;
@@ -79,6 +82,16 @@ function findBinary(name: string, debianPackage: string): string {
     `${name} not found on PATH or in /usr/bin: the Patroni suite needs Debian's patroni and etcd-server packages ` +
       `(apt-get install patroni etcd-server; missing: ${debianPackage}).`,
   );
+}
+
+/** The version a Patroni or etcd binary prints ("3.0.2"), or "unknown". */
+export function patroniToolVersion(tool: "patroni" | "etcd"): string {
+  try {
+    const out = execFileSync(patroniBinaries()[tool], ["--version"], { encoding: "utf8", timeout: 10_000 });
+    return /(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? out.trim();
+  } catch {
+    return "unknown";
+  }
 }
 
 export function patroniBinaries(): { patroni: string; patronictl: string; etcd: string } {
