@@ -168,7 +168,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       host: config.listenHost,
       port: config.listenPort,
       log,
-      http: agentHttpRoutes(report, () => listenerMetrics(config.security?.auth, config.listenHost), { leaders, clock }, () => clusterView(report(), elector.snapshot(), config.region)),
+      http: agentHttpRoutes(report, () => listenerMetrics(config.security?.auth, config.listenHost), { leaders, clock }, () => clusterView(report(), elector.snapshot(), authority, config.region)),
       auth: config.security?.auth,
       insecureListen: config.security?.insecureListen,
       healthListen: config.security?.healthListen,
@@ -215,8 +215,8 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
  * its /readyz: writes are usable when the leader it observes is Write-Ready on
  * the server its lock session is on, and no promotion superseded that server.
  */
-function clusterView(r: NodeReport, election: ElectionSnapshot, region: string): Record<string, unknown> {
-  const server = election.lockServer?.reading;
+function clusterView(r: NodeReport, election: ElectionSnapshot, authority: DatabaseAuthority, region: string): Record<string, unknown> {
+  const server = election.lockServer && authority.freshReading(election.lockServer);
   const leader = r.observedLeader;
   const reason = !server
     ? r.databaseError ? `no lock database: ${r.databaseError}` : "no lock session yet"

@@ -135,12 +135,16 @@ export class DatabaseAuthority {
     return this.scout.clientFor(url);
   }
 
+  /** The newest reading of a connection's server: the scout's last look at that host (a stamp may have landed since), else the one taken at connect. */
+  freshReading(server: LockServer): ServerReading {
+    const fresh = this.hosts.find((h) => h.host === server.host && h.reachable && h.server.systemIdentifier === server.reading.systemIdentifier);
+    return fresh?.reachable ? fresh.server : server.reading;
+  }
+
   /** Why no term may be held on the lock session's server, or undefined. */
   lockServerRefusal(server: LockServer | undefined): string | undefined {
     if (!server) return undefined;
-    // The scout's newer reading of the same host (a stamp may have landed there since).
-    const fresh = this.hosts.find((h) => h.host === server.host && h.reachable && h.server.systemIdentifier === server.reading.systemIdentifier);
-    const reading = fresh?.reachable ? fresh.server : server.reading;
+    const reading = this.freshReading(server);
     const why = this.refusal(reading);
     if (why && why !== this.lastJudgement) this.o.log.warn({ host: server.host, server: standingLabel(reading) }, `lock database refused: ${why}`);
     this.lastJudgement = why ?? "";

@@ -3,7 +3,7 @@ import { waitFor } from "../../core/clock.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
 import { ServerClients, termsOn } from "../support/servers.js";
 import { AgentProcess } from "../support/agents.js";
-import { spawnAutonomy, type AutonomyProcess } from "../support/processes.js";
+import { getJson, spawnAutonomy, type AutonomyProcess } from "../support/processes.js";
 import { FAST_TIMINGS } from "../support/agents.js";
 
 
@@ -74,6 +74,16 @@ describe("an agent on a superseded primary", () => {
     // The promotion was stamped by that first term.
     const stamp = await promoted.query<{ timeline: number; stamped_epoch: string; automatic: boolean }>("SELECT timeline, stamped_epoch, automatic FROM promotions");
     expect(stamp.rows).toEqual([{ timeline: 2, stamped_epoch: String(Math.min(...opened.map((t) => t.epoch))), automatic: true }]);
+    // The agent's own /readyz carries seed 004 §5's check as it sees it (the stamp, from its next look at the servers).
+    const ready = await waitFor(async () => {
+      const r = await getJson<{ cluster: { last_promotion: unknown } }>(`${a.url}/readyz`);
+      return r?.body.cluster.last_promotion ? r : undefined;
+    }, { timeoutMs: 10_000, what: "cp-node-1's /readyz to show the promotion" });
+    expect(ready.body.cluster).toMatchObject({
+      writes_usable: true,
+      writer: { node_id: "cp-node-1", timeline: 2, writer_region: "eu-west-1" },
+      last_promotion: { timeline: 2, stamp: Math.min(...opened.map((t) => t.epoch)) },
+    });
 
     // An agent alone whose URL names only the old primary refuses to start there, and says why.
     const lonely = spawnAutonomy("cp-node-2", ["agent", "--node-id", "cp-node-2", "--database-url", p.url(), "--listen", "127.0.0.1:0", ...FAST_TIMINGS]);
