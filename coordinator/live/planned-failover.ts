@@ -97,10 +97,15 @@ async function run(ctx: OperationContext, req: FailoverRequest): Promise<Failove
   // Every other node holds for the failover's duration: a node already queued
   // on the lock (a --successor agent) would otherwise win it, the lock being FIFO.
   const held = await holdBystanders(ctx, [leader.holderId, successor]);
+  let newEpoch: number | undefined;
   try {
-    return await handOver(ctx, req, { leader, successor, previousEpoch, floor, audit, requestId });
+    const result = await handOver(ctx, req, { leader, successor, previousEpoch, floor, audit, requestId });
+    newEpoch = result.newEpoch;
+    return result;
   } finally {
-    releaseBystanders(ctx, held);
+    // The release's epoch guard compares with the term the nodes now observe:
+    // the one this failover opened, or whatever the database shows after a failure.
+    await releaseBystanders(ctx, held, newEpoch);
   }
 }
 
@@ -277,14 +282,15 @@ async function holdBystanders(ctx: OperationContext, except: readonly string[]):
   const held = nodes.filter((_, i) => results[i] === undefined).map((n) => n.nodeId);
   const failures = results.filter((r): r is string => r !== undefined);
   if (failures.length > 0) {
-    releaseBystanders(ctx, held);
+    await releaseBystanders(ctx, held);
     throw failedPrecondition(`${failures.join("; ")}; nothing was changed, retry`);
   }
   return held;
 }
 
-/** Releases the nodes holdBystanders held, guarded by the epoch the database shows now. */
-function releaseBystanders(ctx: OperationContext, held: readonly string[]): void {
-  const epoch = ctx.truth.latest()?.leadership.epoch;
-  for (const id of held) ctx.engine.command(id, { kind: "release" }, "planned failover finished", epoch);
+/** Releases the nodes holdBystanders held, guarded by `epoch`, else the epoch the database shows now. */
+async function releaseBystanders(ctx: OperationContext, held: readonly string[], epoch?: number): Promise<void> {
+  if (held.length === 0) return;
+  const guard = epoch ?? (await ctx.truth.refresh()).leadership.epoch;
+  for (const id of held) ctx.engine.command(id, { kind: "release" }, "planned failover finished", guard);
 }

@@ -62,7 +62,9 @@ describe.each([
     await product.steadyLeader();
     expectOneWriterAndRisingEpochs();
     // One move of the primary, one new term: the first leader on the promoted server keeps leading.
-    expect(product.termsSince(move.startedAt), `terms Write-Ready or written since the kill\n${product.leadershipLog(move.startedAt)}`).toEqual([move.firstAfter.epoch]);
+    // (The old term may still show in a sample or commit taken in the instant of the kill.)
+    const newTerms = product.termsSince(move.startedAt).filter((e) => e > move.epochBefore);
+    expect(newTerms, `terms Write-Ready or written since the kill\n${product.leadershipLog(move.startedAt)}`).toEqual([move.firstAfter.epoch]);
   }, 180_000);
 
   it("patronictl switchover: the agents follow the new primary, one leader above every earlier epoch, writes resume; the write gap is printed", async () => {
