@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { waitFor } from "../../../core/clock.js";
+import { processCommandLine, signalQuietly } from "../../../pgcluster/processes.js";
 
 /*
  * Debian's chromium, headless, driven over the DevTools protocol on a pipe
@@ -83,9 +84,25 @@ export class Browser {
       this.proc.kill("SIGTERM");
       await exited;
     }
-    // Chromium's helper processes may still be writing the profile for a moment after the main one exits.
+    // Chromium's helper processes may outlive the main one for a moment, still
+    // writing the profile: wait for every process started on it to be gone
+    // (SIGKILL after a deadline), then remove it.
+    const deadline = performance.now() + 5_000;
+    for (let left = processesUsing(this.dir); left.length > 0; left = processesUsing(this.dir)) {
+      if (performance.now() > deadline + 5_000) break;
+      if (performance.now() > deadline) for (const pid of left) signalQuietly(pid, "SIGKILL");
+      await new Promise((r) => setTimeout(r, 50));
+    }
     rmSync(this.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
+}
+
+/** Pids of the processes whose command line names `dir` (Chromium's helpers carry --user-data-dir). */
+function processesUsing(dir: string): number[] {
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => processCommandLine(pid)?.includes(dir));
 }
 
 export class Page {
