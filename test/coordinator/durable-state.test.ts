@@ -5,7 +5,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../core/clock.js";
 import { readAuditEvents } from "../../coordinator/audit/index.js";
-import { freePort, startPgCluster, type PgCluster } from "../../pgcluster/index.js";
+import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
+import { freePortBlock } from "../support/dev-cluster.js";
 import { AgentProcess, writeReadyAgents } from "../support/agents.js";
 import { describeRun, expectOk, runCli } from "../support/cli-run.js";
 import { spawnAutonomy, waitHealthy, type AutonomyProcess } from "../support/processes.js";
@@ -38,7 +39,8 @@ describe("durable coordinator state", () => {
   beforeAll(async () => {
     cluster = await startPgCluster({ standbys: 0 });
     auditDir = await mkdtemp(path.join(os.tmpdir(), "autonomy-durable-audit-"));
-    port = await freePort();
+    // Below the ephemeral range: the coordinator is started again on this port after each kill.
+    port = await freePortBlock(1);
     url = `http://127.0.0.1:${port}`;
     await startCoordinator();
     await startAgent("cp-node-1", 200);

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "../../core/clock.js";
-import { freePort } from "../../pgcluster/index.js";
+import { freePortBlock } from "../support/dev-cluster.js";
 import type { DevDescription } from "../../cli/dev/dev-cluster.js";
 import { getJson, spawnAutonomy, type AutonomyProcess } from "../support/processes.js";
 
@@ -28,8 +28,9 @@ describe("autonomy dev (npm start)", () => {
   });
 
   it("starts a real cluster, describes it in dev.json, refuses a second instance, and leaves nothing behind on SIGINT", async () => {
-    const coordinatorPort = await freePort();
-    const agentBasePort = await freePort();
+    // One block: the agents listen on agentBasePort and the ports after it.
+    const coordinatorPort = await freePortBlock(3);
+    const agentBasePort = coordinatorPort + 1;
     const args = ["dev", "--data-dir", dataDir, "--coordinator-port", String(coordinatorPort), "--agent-base-port", String(agentBasePort), "--agents", "2"];
     dev = spawnAutonomy("dev", args, { AUTONOMY_LOG_LEVEL: "info" });
     const describePath = join(dataDir, "dev.json");

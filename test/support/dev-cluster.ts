@@ -41,7 +41,7 @@ export function alive(pid: number | undefined): boolean {
  * Linux's ephemeral range (32768+) cannot collide with the ports PostgreSQL
  * and the tests' own sockets get from the kernel.
  */
-async function freePortBlock(size: number): Promise<number> {
+export async function freePortBlock(size: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 12_000);
     const free = await Promise.all(Array.from({ length: size }, (_, i) => isPortFree(base + i)));
