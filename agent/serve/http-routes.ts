@@ -1,5 +1,6 @@
 import type { NodeReport } from "../../core/model.js";
 import { HttpRouter } from "../../rpc/http-router.js";
+import { hasRole } from "../../rpc/auth/principal.js";
 import { leaderJson, replicationJson, writeReadyJson } from "../../rpc/health-json.js";
 import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
 import { agentMetrics } from "./metrics.js";
@@ -55,12 +56,14 @@ export function agentHttpRoutes(
       };
     })
     .get("/healthz", () => ({ json: { status: "ok" } }))
-    .get("/readyz", () => {
+    .get("/readyz", (request) => {
       const r = report();
       const ready = r.role !== "disconnected" && r.databaseError === "";
+      // Nodes, servers and epochs are for a caller with the read role, not for an unauthenticated probe.
+      const detail = cluster && hasRole(request.principal, "read") ? { cluster: cluster() } : {};
       return {
         status: ready ? 200 : 503,
-        json: { ready, role: r.role, ...(r.databaseError ? { error: r.databaseError } : {}), ...(cluster ? { cluster: cluster() } : {}) },
+        json: { ready, role: r.role, ...(r.databaseError ? { error: r.databaseError } : {}), ...detail },
       };
     })
     .get("/metrics", async () => ({ text: await metricsText(...metrics), contentType: METRICS_CONTENT_TYPE }));

@@ -4,6 +4,7 @@ import { HttpRouter } from "../../rpc/http-router.js";
 import { nodeById } from "../view/cluster-view.js";
 import type { Engine } from "./engine.js";
 import { clusterReadinessJson } from "./cluster-readiness.js";
+import { hasRole } from "../../rpc/auth/principal.js";
 import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metrics.js";
 import { coordinatorMetrics, type MetricsSnapshot } from "./metrics.js";
 import type { ClusterEventSources } from "./ui/cluster-events.js";
@@ -73,12 +74,17 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
     .get("/healthz", () => ({ json: { status: "ok" } }))
     // Ready means this coordinator can read the lock database; `cluster` is
     // seed 004 §5's RTO check (writes_usable, the writer, highest_epoch).
-    .get("/readyz", () => {
+    .get("/readyz", (request) => {
       const db = engine.view().db;
       const ready = db?.reachable === true;
       return {
         status: ready ? 200 : 503,
-        json: { ready, database: ready ? "reachable" : db?.error || "not read yet", cluster: clusterReadinessJson(engine.clusterReadiness()) },
+        json: {
+          ready,
+          database: ready ? "reachable" : db?.error || "not read yet",
+          // Nodes, servers and epochs are for a caller with the read role, not for an unauthenticated probe.
+          ...(hasRole(request.principal, "read") ? { cluster: clusterReadinessJson(engine.clusterReadiness()) } : {}),
+        },
       };
     })
     .get("/metrics", async () => ({ text: await metricsText(...registries), contentType: METRICS_CONTENT_TYPE }));
