@@ -1,7 +1,8 @@
 import { systemClock, type Clock } from "../core/clock.js";
 import { describeError, toHaError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
-import { noLeader, unknownReplication, type NodeReport } from "../core/model.js";
+import { noLeader, unknownReplication, type CommandOutcome, type NodeCommand, type NodeReport } from "../core/model.js";
+import { commandTermRefusal } from "../db/coordinator-term.js";
 import { parseDatabaseUrl } from "../db/connect.js";
 import { readDatabaseIdentity } from "../db/leadership.js";
 import { migrate } from "../db/migrations.js";
@@ -93,9 +94,9 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       })
     : undefined;
   const localProbe = local ? new LocalDatabaseProbe(local, thresholds) : undefined;
-  let stream: ReportStream | undefined;
+  let streams: ReportStream[] = [];
   elector = new Elector(config, target, side, authority, clock, log.child({ component: "election" }), {
-    connected: () => stream?.connected ?? false,
+    connected: () => streams.some((s) => s.connected),
     startupGraceMs: config.coordinatorUrl ? COORDINATED_CAMPAIGN_MS : 0,
   });
   const leaders = new LeaderEventLog(noLeader, () => clock.now());
@@ -107,24 +108,38 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   const report = (): NodeReport =>
     buildReport(config, elector.snapshot(), elector.readiness(), probes, { sequence: ++sequence, sentAt: clock.now(), endpoint: endpoint(), version: VERSION });
 
-  stream = config.coordinatorUrl
-    ? new ReportStream({
-        coordinatorUrl: config.coordinatorUrl,
+  // A command is obeyed only when the lock database says its sender is the
+  // active coordinator: a deposed one that has not noticed yet is refused.
+  const execute = async (command: NodeCommand): Promise<CommandOutcome> => {
+    const refusal = await commandTermRefusal(side.db, config.schema, command.coordinatorTerm ?? 0).catch(
+      (err: unknown) => `its coordinator term cannot be checked in the lock database (${describeError(err)})`,
+    );
+    if (refusal === undefined) return elector.execute(command);
+    log.warn({ command_id: command.commandId, action: command.action.kind, coordinator_term: command.coordinatorTerm ?? 0 }, `refused a ${command.action.kind} command: ${refusal}`);
+    return { commandId: command.commandId, result: "refused", message: `refused: ${refusal}`, epoch: 0, resignedAt: undefined };
+  };
+  // Every coordinator of the tier gets the reports (a standby keeps a full
+  // view, so it can take over at once); only the active one gives orders.
+  streams = (config.coordinatorUrl?.split(",") ?? []).map(
+    (coordinatorUrl) =>
+      new ReportStream({
+        coordinatorUrl,
         credentials: config.coordinatorCredentials,
         nodeId: config.nodeId,
+        clusterId: config.clusterId,
         reportIntervalMs: config.reportIntervalMs,
         report,
-        execute: (command) => elector.execute(command),
+        execute,
         clock,
-        log: log.child({ component: "report-stream" }),
-      })
-    : undefined;
+        log: log.child({ component: "report-stream", coordinator: coordinatorUrl }),
+      }),
+  );
 
   const onChange = () => {
     const next = report().observedLeader;
     const change = leaderChange(leaders.leader, next);
     if (change) leaders.publish(change.kind, next, change.message);
-    stream?.notifyChange();
+    for (const s of streams) s.notifyChange();
   };
   elector.on("change", onChange);
 
@@ -174,7 +189,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       healthListen: config.security?.healthListen,
       services: [
         leaderServiceFor(leaders, { now: () => clock.now() }),
-        agentAdminService({ nodeId: config.nodeId, coordinatorUrl: config.coordinatorUrl, credentials: config.coordinatorCredentials, minSyncReplicas: config.minSyncReplicas, report, log }),
+        agentAdminService({ nodeId: config.nodeId, clusterId: config.clusterId, coordinatorUrl: config.coordinatorUrl, credentials: config.coordinatorCredentials, minSyncReplicas: config.minSyncReplicas, report, log }),
       ],
     });
   } catch (err) {
@@ -186,7 +201,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
 
   onChange();
   elector.start();
-  stream?.start();
+  for (const s of streams) s.start();
   log.info(
     { url: server.url, nodeId: config.nodeId, cluster: config.clusterId, coordinator: config.coordinatorUrl ?? null, priority: config.priority },
     `agent ${config.nodeId} listening on ${server.url}`,
@@ -200,7 +215,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       (stopping ??= (async () => {
         await elector.stop();
         onChange();
-        await stream?.stop();
+        await Promise.all(streams.map((s) => s.stop()));
         stopped.abort();
         await probeLoop;
         await server?.close();

@@ -2,7 +2,7 @@ import { invalidArgument } from "../core/errors.js";
 import { DEFAULT_CLUSTER_ID, SchemaName, validateClusterId, validateNodeId, validateRegion } from "../db/identifiers.js";
 import type { SettingSpec, Settings } from "../core/settings.js";
 import { parseListen } from "../core/host-port.js";
-import { parseServiceUrl, type ClientCredentials } from "../rpc/client.js";
+import { parseServiceUrls, type ClientCredentials } from "../rpc/client.js";
 import { serverSecurity, serverSecuritySettings, type ServerSecurity } from "../rpc/auth/settings.js";
 
 /** Everything an agent needs, validated. Durations are milliseconds. */
@@ -13,6 +13,7 @@ export interface AgentConfig {
   readonly region: string;
   readonly databaseUrl: string;
   readonly localDatabaseUrl: string | undefined;
+  /** The coordinator, or every coordinator of the tier comma-separated (normalised). */
   readonly coordinatorUrl: string | undefined;
   readonly listenHost: string;
   readonly listenPort: number;
@@ -41,7 +42,7 @@ export const agentSettings: readonly SettingSpec[] = [
   { flag: "node-id", env: "AUTONOMY_NODE_ID", kind: "string", required: true, help: "this node's id, e.g. cp-node-1" },
   { flag: "database-url", env: "AUTONOMY_DATABASE_URL", kind: "string", required: true, help: "the primary, where the lock lives (multi-host with target_session_attrs=read-write works)" },
   { flag: "local-database-url", env: "AUTONOMY_LOCAL_DATABASE_URL", kind: "string", help: "this node's own PostgreSQL, to probe in_recovery, timeline and replay lag" },
-  { flag: "coordinator-url", env: "AUTONOMY_COORDINATOR_URL", kind: "string", help: "the coordinator, e.g. http://127.0.0.1:8890; without it the agent runs alone" },
+  { flag: "coordinator-url", env: "AUTONOMY_COORDINATOR_URL", kind: "string", help: "the coordinator, e.g. http://127.0.0.1:8890, or every coordinator of the tier, comma-separated; without it the agent runs alone" },
   { flag: "listen", env: "AUTONOMY_LISTEN", kind: "string", default: "127.0.0.1:8888", help: "HOST:PORT for the node's gRPC and HTTP endpoints" },
   { flag: "cluster-id", env: "AUTONOMY_CLUSTER_ID", kind: "string", default: DEFAULT_CLUSTER_ID, help: "cluster id (one lock and epoch sequence per cluster)" },
   { flag: "schema", env: "AUTONOMY_SCHEMA", kind: "string", default: "public", help: "schema of leadership_state, leader_epochs and assert_epoch()" },
@@ -78,9 +79,10 @@ function checkDatabaseUrl(raw: string, what: string): string {
 export function agentConfig(s: Settings): AgentConfig {
   const listen = parseListen(s.string("listen"));
   const security = serverSecurity(s);
-  const coordinatorUrl = s.optionalString("coordinator-url") && parseServiceUrl(s.string("coordinator-url"), "--coordinator-url");
-  if (security.auth.tls && coordinatorUrl?.startsWith("http:")) {
-    throw invalidArgument(`--coordinator-url ${coordinatorUrl} is http:// but this agent has TLS credentials; use https:// so the coordinator's certificate is verified`);
+  const coordinatorUrl = s.optionalString("coordinator-url") && parseServiceUrls(s.string("coordinator-url"), "--coordinator-url");
+  const plain = coordinatorUrl?.split(",").find((u) => u.startsWith("http:"));
+  if (security.auth.tls && plain) {
+    throw invalidArgument(`--coordinator-url ${plain} is http:// but this agent has TLS credentials; use https:// so the coordinator's certificate is verified`);
   }
   const cfg: AgentConfig = {
     nodeId: validateNodeId(s.string("node-id")),

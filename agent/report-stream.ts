@@ -5,7 +5,7 @@ import { AgentService, type ConnectRequestSchema } from "../gen/autonomy/ha/v1/a
 import type { Clock } from "../core/clock.js";
 import { describeError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
-import { NODE_ID_HEADER } from "../core/metadata.js";
+import { CLUSTER_ID_HEADER, NODE_ID_HEADER } from "../core/metadata.js";
 import type { CommandOutcome, NodeCommand, NodeReport } from "../core/model.js";
 import { clientFor, type ClientCredentials } from "../rpc/client.js";
 import { ackToWire, commandFromWire, reportToWire } from "../rpc/wire.js";
@@ -17,6 +17,7 @@ export interface ReportStreamOptions {
   /** What the agent proves itself with; the coordinator's certificate must be a coordinator's. */
   readonly credentials?: ClientCredentials;
   readonly nodeId: string;
+  readonly clusterId: string;
   readonly reportIntervalMs: number;
   readonly report: () => NodeReport;
   readonly execute: (command: NodeCommand) => Promise<CommandOutcome>;
@@ -90,7 +91,7 @@ export class ReportStream {
 
   private async run(): Promise<void> {
     const { clock, log } = this.options;
-    const client = clientFor(AgentService, this.options.coordinatorUrl, { metadata: { [NODE_ID_HEADER]: this.options.nodeId }, credentials: this.options.credentials });
+    const client = clientFor(AgentService, this.options.coordinatorUrl, { metadata: { [NODE_ID_HEADER]: this.options.nodeId, [CLUSTER_ID_HEADER]: this.options.clusterId }, credentials: this.options.credentials });
     const maxMs = this.options.backoffMaxMs ?? BACKOFF_MAX_MS;
     let attempt = 0;
     while (!this.stopped.signal.aborted) {

@@ -2,10 +2,11 @@ import { hostname, userInfo } from "node:os";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { HaAdminService } from "../gen/autonomy/ha/v1/admin_pb.js";
 import { LeaderService } from "../gen/autonomy/ha/v1/leader_pb.js";
-import { clientFor, parseServiceUrl, type Client, type ClientCredentials } from "../rpc/client.js";
+import { clientFor, parseServiceUrls, type Client, type ClientCredentials } from "../rpc/client.js";
 import { fromConnectError } from "../rpc/status.js";
 import { ErrorCode } from "../core/errors.js";
-import { CALLER_HEADER } from "../core/metadata.js";
+import { randomUUID } from "node:crypto";
+import { CALLER_HEADER, IDEMPOTENCY_KEY_HEADER } from "../core/metadata.js";
 import { ExitCode, UsageError } from "./exit-codes.js";
 import { CliExit, type FailureCode } from "./failure.js";
 import { oneLine } from "./output/format.js";
@@ -21,17 +22,19 @@ export const URL_ENV = "AUTONOMY_ORCHESTRATOR_URL";
 
 /**
  * --orchestrator-url, else AUTONOMY_ORCHESTRATOR_URL, else the dev default
- * (https:// when TLS credentials are set). A URL may list several servers
- * separated by commas; the first is used.
+ * (https:// when TLS credentials are set). Several coordinators may be listed,
+ * separated by commas: each call goes to the active one (a standby names it)
+ * and moves on when one is down.
  */
 export function orchestratorUrl(command: string, flag: string | undefined, credentials: ClientCredentials = {}, env: NodeJS.ProcessEnv = process.env): string {
   const fallback = credentials.tls ? DEFAULT_ORCHESTRATOR_URL.replace("http:", "https:") : DEFAULT_ORCHESTRATOR_URL;
   const raw = flag ?? (env[URL_ENV] || fallback);
   const what = flag !== undefined ? "--orchestrator-url" : env[URL_ENV] ? URL_ENV : "the orchestrator URL";
   try {
-    const url = parseServiceUrl(raw, what);
-    if (credentials.tls && url.startsWith("http:")) throw new Error(`${what} ${url} is http:// but TLS credentials are set; use https://`);
-    return url;
+    const urls = parseServiceUrls(raw, what);
+    const plain = urls.split(",").find((u) => u.startsWith("http:"));
+    if (credentials.tls && plain) throw new Error(`${what} ${plain} is http:// but TLS credentials are set; use https://`);
+    return urls;
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err), command);
   }
@@ -49,13 +52,21 @@ export function callerIdentity(): string {
 
 const metadata = () => ({ [CALLER_HEADER]: callerIdentity() });
 
+/** The cluster this command's calls name (--cluster); "" lets a single-cluster coordinator answer for its own. */
+let commandCluster = "";
+
+export function useCluster(clusterId: string): void {
+  commandCluster = clusterId;
+}
+
+/** One client per command run, with one idempotency key: a retry on another coordinator is the same request. */
 export function adminClient(url: string, timeoutMs: number, credentials?: ClientCredentials): Client<typeof HaAdminService> {
-  return clientFor(HaAdminService, url, { metadata: metadata(), timeoutMs, credentials });
+  return clientFor(HaAdminService, url, { metadata: { ...metadata(), [IDEMPOTENCY_KEY_HEADER]: randomUUID() }, timeoutMs, credentials, clusterId: commandCluster });
 }
 
 /** No default deadline: a watch lasts until Ctrl-C. */
 export function leaderClient(url: string, credentials?: ClientCredentials): Client<typeof LeaderService> {
-  return clientFor(LeaderService, url, { metadata: metadata(), credentials });
+  return clientFor(LeaderService, url, { metadata: metadata(), credentials, clusterId: commandCluster });
 }
 
 export interface CallInfo {

@@ -24,7 +24,7 @@ export const coordinatorCommand: CommandModule = {
       const config = coordinatorConfig(settings);
       reloadTokensOnHangup(config.security?.auth.tokens, log);
       const running = await startCoordinator({ ...config, log });
-      log.info({ url: running.url, cluster: running.policy.clusterId }, `coordinator listening on ${running.url} (cluster ${running.policy.clusterId})`);
+      log.info({ url: running.url, clusters: running.clusters }, `coordinator listening on ${running.url} (${running.clusters.length === 1 ? `cluster ${running.clusters[0]}` : `clusters ${running.clusters.join(", ")}`})`);
       return running;
     });
   },

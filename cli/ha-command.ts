@@ -1,4 +1,5 @@
 import type { CommandModule } from "./commands.js";
+import { haClusters } from "./ha-clusters.js";
 import { haFailover } from "./ha-failover.js";
 import { group } from "./ha-group.js";
 import { haHistory } from "./ha-history.js";
@@ -11,9 +12,9 @@ import { haWatch } from "./ha-watch.js";
 
 const ha = group(
   "ha",
-  "status, failover, split-brain, pause/resume, history, watch",
+  "status, failover, split-brain, pause/resume, history, watch, clusters",
   "Operate the HA control plane: status, planned failover, split-brain detection and recovery, maintenance mode, epoch history, leader stream.",
-  [haStatus, haFailover, haSplitBrain, haPause, haResume, haHistory, haWatch],
+  [haStatus, haFailover, haSplitBrain, haPause, haResume, haHistory, haWatch, haClusters],
 );
 
 export const haCommand: CommandModule = { name: "ha", run: (argv) => ha.run(argv) };

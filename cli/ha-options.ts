@@ -4,6 +4,8 @@ import { CliExit, writeFailure } from "./failure.js";
 import { jsonText, textOf } from "./output/format.js";
 import type { ClientCredentials } from "../rpc/client.js";
 import { loadClientTls } from "../rpc/auth/tls.js";
+import { validateClusterId } from "../db/identifiers.js";
+import { useCluster } from "./admin-client.js";
 
 export { CliExit } from "./failure.js";
 
@@ -20,6 +22,7 @@ export const commonOptions = {
   help: { type: "boolean", short: "h" },
   output: { type: "string", short: "o" },
   "orchestrator-url": { type: "string" },
+  cluster: { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   "tls-ca": { type: "string" },
@@ -46,7 +49,8 @@ export function leafHelp<O extends OptionSpec>(spec: LeafSpec<O>): string {
     ...(spec.noUrl
       ? []
       : ([
-          ["--orchestrator-url URL", "coordinator or any agent (env AUTONOMY_ORCHESTRATOR_URL; default http://127.0.0.1:8890)"],
+          ["--orchestrator-url URL", "coordinator or any agent, or every coordinator comma-separated (env AUTONOMY_ORCHESTRATOR_URL; default http://127.0.0.1:8890)"],
+          ["--cluster ID", "the cluster, when the coordinators serve several (env AUTONOMY_CLUSTER_ID)"],
           ["--tls-cert/--tls-key/--tls-ca FILE", "mTLS client certificate, key and CA, PEM (env AUTONOMY_TLS_CERT/_KEY/_CA); URLs are https://"],
           ["--token TOKEN", "bearer token with the read or admin role (env AUTONOMY_TOKEN)"],
         ] as const)),
@@ -99,6 +103,7 @@ export async function runLeaf<O extends OptionSpec>(
   if (output !== "text" && output !== "json") throw new UsageError(`--output must be text or json, got "${output}"`, spec.command);
   try {
     const credentials = spec.noUrl ? {} : cliCredentials(spec.command, values as Record<string, string | undefined>);
+    if (!spec.noUrl) useCluster(clusterOf(spec.command, (values as Record<string, string | undefined>).cluster));
     return await body({ values, output, env: process.env, credentials });
   } catch (err) {
     if (err instanceof CliExit) return writeFailure(err.failure);
@@ -109,6 +114,19 @@ export async function runLeaf<O extends OptionSpec>(
 /** Writes a result: text lines, or pretty JSON (the runbooks pipe it to jq). */
 export function emit(output: Output, text: () => string[], json: () => unknown): void {
   process.stdout.write(output === "json" ? jsonText(json()) : textOf(text()));
+}
+
+export const CLUSTER_ENV = "AUTONOMY_CLUSTER_ID";
+
+/** --cluster, else AUTONOMY_CLUSTER_ID, else none (the coordinator's only cluster). */
+function clusterOf(command: string, flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const raw = (flag ?? env[CLUSTER_ENV] ?? "").trim();
+  if (raw === "") return "";
+  try {
+    return validateClusterId(raw);
+  } catch (err) {
+    throw new UsageError(`--cluster: ${err instanceof Error ? err.message : String(err)}`, command);
+  }
 }
 
 export const TLS_ENV = { cert: "AUTONOMY_TLS_CERT", key: "AUTONOMY_TLS_KEY", ca: "AUTONOMY_TLS_CA" } as const;

@@ -4,6 +4,7 @@ import { DEFAULT_CLUSTER_ID, SchemaName, validateNodeId, validateRegion } from "
 import { parseServerFence, type ServerFence } from "./live/database-failover.js";
 import type { SettingSpec, Settings } from "../core/settings.js";
 import { serverSecurity, serverSecuritySettings } from "../rpc/auth/settings.js";
+import { parseServiceUrl } from "../rpc/client.js";
 import { makePolicy } from "./config.js";
 import type { CoordinatorConfig } from "./start-coordinator.js";
 
@@ -13,10 +14,12 @@ export const coordinatorSettings: readonly SettingSpec[] = [
   { flag: "region", env: "AUTONOMY_REGION", kind: "string", help: "where this coordinator runs, e.g. eu-west-1 (shown in status)" },
   { flag: "contain-superseded", env: "AUTONOMY_CONTAIN_SUPERSEDED", kind: "bool", default: "true", help: "fence a primary that a promotion left behind (no term, no assert_epoch there) and hold its nodes" },
   { flag: "fence-superseded-server", env: "AUTONOMY_FENCE_SUPERSEDED_SERVER", kind: "string", default: "none", help: "also fence that server itself: none, read-only (ALTER SYSTEM default_transaction_read_only, end client sessions) or exec:/path/to/script" },
+  { flag: "coordinator-id", env: "AUTONOMY_COORDINATOR_ID", kind: "string", help: "this coordinator's name among the coordinators sharing the lock database (default coordinator-HOSTNAME-PORT)" },
+  { flag: "advertise-url", env: "AUTONOMY_ADVERTISE_URL", kind: "string", help: "the URL agents and the CLI reach this coordinator at, which a standby names when it redirects (default: as it listens)" },
   { flag: "listen", env: "AUTONOMY_COORDINATOR_LISTEN", kind: "string", default: "127.0.0.1:8890", help: "HOST:PORT for gRPC (agents, CLI) and HTTP (health, metrics)" },
   { flag: "audit-dir", env: "AUTONOMY_AUDIT_DIR", kind: "string", default: "./autonomy-audit", help: "directory of the JSON-lines audit log" },
   { flag: "schema", env: "AUTONOMY_SCHEMA", kind: "string", default: "public", help: "schema of leadership_state and leader_epochs" },
-  { flag: "cluster-id", env: "AUTONOMY_CLUSTER_ID", kind: "string", default: DEFAULT_CLUSTER_ID, help: "cluster id (one lock and epoch sequence per cluster)" },
+  { flag: "cluster-id", env: "AUTONOMY_CLUSTER_ID", kind: "string", default: DEFAULT_CLUSTER_ID, help: "cluster id (one lock and epoch sequence per cluster); several, comma-separated, for a coordinator tier serving many clusters" },
   { flag: "auto-failover", env: "AUTONOMY_AUTO_FAILOVER", kind: "bool", default: "true", help: "order the best candidate to campaign when the leader is gone" },
   { flag: "failure-timeout", env: "AUTONOMY_FAILURE_TIMEOUT", kind: "duration", default: "2500ms", help: "a leader silent on its stream AND its database heartbeat this long is dead" },
   { flag: "failover-cooldown", env: "AUTONOMY_FAILOVER_COOLDOWN", kind: "duration", default: "60s", help: "after an automatic failover, an unconfirmed death waits this long" },
@@ -44,8 +47,10 @@ export function coordinatorConfig(s: Settings): CoordinatorConfig {
   new SchemaName(s.string("schema"));
   const auditDir = s.string("audit-dir");
   if (auditDir === "") throw invalidArgument("--audit-dir must not be empty");
+  const clusters = s.string("cluster-id").split(",").map((id) => id.trim());
+  if (clusters.some((id) => id === "")) throw invalidArgument(`--cluster-id "${s.string("cluster-id")}" has an empty entry; separate cluster ids with single commas`);
   const policy = makePolicy({
-    clusterId: s.string("cluster-id"),
+    clusterId: clusters[0],
     autoFailover: s.bool("auto-failover"),
     failureTimeoutMs: s.number("failure-timeout"),
     failoverCooldownMs: s.number("failover-cooldown"),
@@ -77,10 +82,13 @@ export function coordinatorConfig(s: Settings): CoordinatorConfig {
     auditDir,
     schema: s.string("schema"),
     policy,
+    clusters,
     security: serverSecurity(s),
     region: validateRegion(s.optionalString("region") ?? ""),
     containSuperseded: s.bool("contain-superseded"),
     serverFence,
+    ...(s.optionalString("coordinator-id") ? { coordinatorId: validateNodeId(s.string("coordinator-id")) } : {}),
+    ...(s.optionalString("advertise-url") ? { advertiseUrl: parseServiceUrl(s.string("advertise-url"), "--advertise-url") } : {}),
   };
 }
 

@@ -1,28 +1,27 @@
-import { systemClock, type Clock } from "../core/clock.js";
-import { describeError, toHaError } from "../core/errors.js";
+import { hostname } from "node:os";
+import { systemClock, waitFor, type Clock } from "../core/clock.js";
+import { describeError, invalidArgument, toHaError } from "../core/errors.js";
 import { silentLogger, type Logger } from "../core/log.js";
-import { noLeader } from "../core/model.js";
 import { parseDatabaseUrl, redact } from "../db/connect.js";
-import { SchemaName } from "../db/identifiers.js";
-import { migrate } from "../db/migrations.js";
+import { readCoordinatorState } from "../db/coordinator-state.js";
 import { DatabaseAuthority } from "../db/database-authority.js";
+import { SchemaName, validateClusterId } from "../db/identifiers.js";
+import { migrate } from "../db/migrations.js";
 import { PrimaryPool } from "../db/primary-pool.js";
-import { readCoordinatorState, writeMaintenance, writeReconcileHold } from "../db/coordinator-state.js";
-import { DatabaseFailover, type ServerFence } from "./live/database-failover.js";
+import { listenerMetrics } from "../rpc/auth/listener-metrics.js";
 import type { ServerSecurity } from "../rpc/auth/settings.js";
 import { serve } from "../rpc/server.js";
-import { listenerMetrics } from "../rpc/auth/listener-metrics.js";
-import { AuditLog } from "./audit/audit-log.js";
-import { EpochFloor } from "./live/epoch-floor.js";
 import { makePolicy, type CoordinatorPolicy } from "./config.js";
-import { createTruthPool, DatabaseTruthPoller } from "./live/db-truth.js";
-import { Engine } from "./live/engine.js";
+import { CoordinatorLease, type CoordinatorRole } from "./ha/coordinator-lease.js";
+import { RequestLedger } from "./ha/request-ledger.js";
+import type { CoordinatorTier } from "./ha/tier.js";
+import { startClusterRuntime, type ClusterRuntime } from "./live/cluster-runtime.js";
+import { ClusterChoice, routeHttp, routeServices } from "./live/cluster-router.js";
+import type { ServerFence } from "./live/database-failover.js";
+import { createTruthPool } from "./live/db-truth.js";
 import { coordinatorRoutes } from "./live/http-routes.js";
-import { LeaderEventLog } from "../core/leader-event-log.js";
-import { NodeSessions } from "./live/node-sessions.js";
-import type { OperationContext } from "./live/operation-context.js";
 import { coordinatorServices } from "./live/services.js";
-import { recoverSplitBrain } from "./live/split-brain-recovery.js";
+import { tierMetrics } from "./live/metrics.js";
 
 export interface CoordinatorConfig {
   /** The lock database, read for the truth (pg_locks, leadership_state, leader_epochs). */
@@ -36,6 +35,11 @@ export interface CoordinatorConfig {
   readonly schema?: string;
   /** Timing and policy; defaults per CoordinatorPolicy. */
   readonly policy?: Partial<CoordinatorPolicy>;
+  /**
+   * Every cluster this coordinator serves (each its own lock, epochs, view,
+   * audit and leader stream). Default: the policy's one cluster id.
+   */
+  readonly clusters?: readonly string[];
   /** Migrate the schema on start (idempotent). Default true. */
   readonly migrate?: boolean;
   readonly log?: Logger;
@@ -50,42 +54,67 @@ export interface CoordinatorConfig {
   readonly containSuperseded?: boolean;
   /** What else is done to such a server. Default none. */
   readonly serverFence?: ServerFence;
+  /** This coordinator's name in its tier. Default coordinator-HOSTNAME-PORT. */
+  readonly coordinatorId?: string;
+  /** The URL agents and the CLI reach it at, recorded while it is active. Default http(s)://HOST:PORT as it listens. */
+  readonly advertiseUrl?: string;
+  /** Timing of the election among coordinators (coordinator/ha/coordinator-lease.ts). */
+  readonly tierTiming?: Partial<TierTiming>;
 }
+
+/** How fast a paused active coordinator is replaced: it stops acting after leaseMs, the database ends its session after takeoverMs. */
+export interface TierTiming {
+  readonly renewMs: number;
+  readonly leaseMs: number;
+  readonly takeoverMs: number;
+}
+
+export const defaultTierTiming: TierTiming = { renewMs: 250, leaseMs: 1_000, takeoverMs: 2_000 };
 
 export interface RunningCoordinator {
   /** http://host:port: gRPC (AgentService, LeaderService, HaAdminService) and HTTP on one port. */
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /** The first cluster's policy (every cluster shares it but for its id). */
   readonly policy: CoordinatorPolicy;
+  /** The clusters it serves, in the order given. */
+  readonly clusters: readonly string[];
+  /** Active or standby in its tier, its term, and who is active. */
+  role(): CoordinatorRole;
   /** Stops serving, ends agent streams, closes the audit log and the database pool. Idempotent. */
   stop(): Promise<void>;
 }
 
 /**
  * Starts a coordinator in this process: checks the policy, reaches and
- * migrates the lock database (failing fast with a clear message), then serves.
+ * migrates the lock database (failing fast with a clear message), then serves
+ * every cluster it is given and joins the election of its tier.
  */
 export async function startCoordinator(config: CoordinatorConfig): Promise<RunningCoordinator> {
   const policy = makePolicy(config.policy);
+  const clusterIds = clustersOf(config.clusters ?? [policy.clusterId]);
   const schema = new SchemaName(config.schema ?? "public");
   const log = config.log ?? silentLogger();
   const clock = config.clock ?? systemClock;
+  const host = config.host ?? "127.0.0.1";
+  const port = config.port ?? 8890;
+  const coordinatorId = config.coordinatorId ?? `coordinator-${hostname()}-${port}`;
   const target = parseDatabaseUrl(config.databaseUrl, "--database-url");
-  // With several hosts, the scout looks at each and the truth pool follows
-  // the authoritative primary among them (db/database-authority.ts).
+  const policyOf = (clusterId: string) => makePolicy({ ...config.policy, clusterId });
+
+  // The first cluster's scout picks the server the pool starts on (db/database-authority.ts).
   const authority = new DatabaseAuthority({
     target,
     schema,
-    clusterId: policy.clusterId,
+    clusterId: clusterIds[0]!,
     nodeId: "autonomy-coordinator",
     connectTimeoutMs: 3_000,
     log: log.child({ component: "authority" }),
     changed: () => undefined,
   });
   await authority.look();
-  const first = authority.authoritativeHost()?.url ?? target.urls[0]!;
-  const pool = new PrimaryPool(first, (url) => createTruthPool(url, log));
+  const pool = new PrimaryPool(authority.authoritativeHost()?.url ?? target.urls[0]!, (url) => createTruthPool(url, log));
   try {
     const client = await pool.connect();
     try {
@@ -98,89 +127,56 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     throw toHaError(err, `cannot use the lock database ${redact(config.databaseUrl)}`);
   }
 
-  // The epoch floor lives in the lock database (epoch_floor, with the server's
-  // identity): it survives restarts, replicates to standbys, and a fresh
-  // database starts from zero whatever an old audit log says.
-  const floor = await EpochFloor.load(pool, schema, policy.clusterId, log).catch(async (err: unknown) => {
-    await Promise.all([pool.end().catch(() => undefined), authority.close()]);
-    throw toHaError(err, `cannot read the epoch floor from ${redact(config.databaseUrl)}`);
-  });
-
-  // Maintenance mode and the manual-reconcile hold as the last coordinator left them.
-  const durableState = await readCoordinatorState(pool, schema, policy.clusterId).catch(async (err: unknown) => {
-    await Promise.all([pool.end().catch(() => undefined), authority.close()]);
-    throw toHaError(err, `cannot read the coordinator state from ${redact(config.databaseUrl)}`);
-  });
-
   // Everything long-lived stops when this aborts.
   const lifetime = new AbortController();
-  const audit = new AuditLog(config.auditDir, policy.clusterId, clock);
-  const truth = new DatabaseTruthPoller(pool, schema, policy.clusterId, clock, log);
-  const events = new LeaderEventLog(noLeader, () => clock.now());
-  const sessions = new NodeSessions(policy.clusterId, clock, log, { limits: policy, signal: lifetime.signal });
-  const failover = new DatabaseFailover({
-    authority,
+  // The election among coordinators starts once this one listens (it
+  // advertises its URL with its term); orders go out stamped with its term.
+  let lease: CoordinatorLease | undefined;
+  const runtimes: ClusterRuntime[] = [];
+  const acting = () => lease?.active === true && runtimes.length > 0 && runtimes.every((r) => r.engine.isActing);
+  const tier: CoordinatorTier = {
+    role: () => lease?.role ?? { role: "standby", term: 0, coordinatorId, activeUrl: "", activeId: "" },
+    acting,
+  };
+  const shared = {
+    target,
+    databaseUrl: config.databaseUrl,
     pool,
     schema,
-    clusterId: policy.clusterId,
-    audit,
+    auditDir: config.auditDir,
+    region: config.region ?? "",
+    containSuperseded: config.containSuperseded ?? true,
+    serverFence: config.serverFence ?? { kind: "none" as const },
+    tier,
+    commandTerm: () => (lease?.active === true ? lease.term : undefined),
     clock,
-    log: log.child({ component: "database-failover" }),
-    contain: config.containSuperseded ?? true,
-    serverFence: config.serverFence ?? { kind: "none" },
-    changed: () => void truth.refresh(),
-  });
-  const parts = { policy, sessions, truth, pool, schema, audit, clock, log, databases: failover, region: config.region ?? "" };
-  // The engine attaches itself to the sessions and the poller; a recovery it
-  // starts runs as an operation of that same engine.
-  const engine = new Engine({
-    ...parts,
-    events,
-    floor,
+    log,
     signal: lifetime.signal,
-    primaryHost: () => pool.target,
-    durable: {
-      loaded: durableState,
-      writeMaintenance: (on, by, reason) => writeMaintenance(pool, schema, policy.clusterId, on, by, reason),
-      writeReconcileHold: (on, by, reason) => writeReconcileHold(pool, schema, policy.clusterId, on, by, reason),
-    },
-    recover: async (self, target, reason) => {
-      await recoverSplitBrain({ ...parts, engine: self }, { strategy: "promote-leader", operator: "system", reason, caller: "coordinator (automatic recovery)", force: false, targetNode: target });
-    },
-  });
-  const ctx: OperationContext = { ...parts, engine };
-
-  await truth.refresh();
-  const polling = Promise.all([
-    truth.run(policy.pollIntervalMs, lifetime.signal),
-    // One host has nothing to compare: the truth read notices its promotions.
-    target.hosts.length > 1 ? failover.run(policy.pollIntervalMs, lifetime.signal) : Promise.resolve(),
-  ]);
-
-  const watchers = { count: 0 };
-  const metrics = () => {
-    const view = engine.view();
-    const counters = engine.counters;
-    return {
-      clusterId: policy.clusterId,
-      leader: engine.leader(),
-      nodes: view.nodes,
-      splitBrain: engine.finding().finding.detected,
-      splitBrainDetections: counters.splitBrainDetections,
-      failovers: counters.failovers,
-      maintenance: view.maintenance,
-      databaseReachable: view.db?.reachable === true,
-      watchers: watchers.count,
-      intruders: { current: engine.intruders().length, ...counters.intruders },
-    };
   };
+  const closeAll = async () => {
+    lifetime.abort();
+    await Promise.all(runtimes.map((r) => r.close()));
+    await Promise.all([pool.end().catch(() => undefined), authority.close()]);
+  };
+  try {
+    for (const clusterId of clusterIds) runtimes.push(await startClusterRuntime(policyOf(clusterId), shared, clusterId === clusterIds[0] ? authority : undefined));
+    for (const r of runtimes) await r.run();
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  const ledger = new RequestLedger(pool, schema, () => lease?.term ?? 0, clock, log.child({ component: "requests" }));
+  const choice = new ClusterChoice(clusterIds);
+  const snapshots = () => runtimes.map((r) => r.metrics());
+  const listener = () => tierMetrics(tier, listenerMetrics(config.security?.auth, host));
+
   let server;
   try {
     server = await serve({
-      host: config.host ?? "127.0.0.1",
-      port: config.port ?? 8890,
-      services: coordinatorServices(ctx, events, watchers),
-      http: coordinatorRoutes(engine, metrics, () => listenerMetrics(config.security?.auth, config.host ?? "127.0.0.1"), { ctx, events }),
+      host,
+      port,
+      services: routeServices(new Map(runtimes.map((r) => [r.clusterId, coordinatorServices(r.ctx, r.events, r.watchers, { tier, ledger, clusters: () => runtimes.map((x) => x.ctx) })])), choice),
+      http: routeHttp(new Map(runtimes.map((r) => [r.clusterId, coordinatorRoutes(r.engine, snapshots, listener, { ctx: r.ctx, events: r.events }, tier)])), choice),
       log,
       maxMessageBytes: config.maxMessageBytes,
       auth: config.security?.auth,
@@ -188,13 +184,52 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       healthListen: config.security?.healthListen,
     });
   } catch (err) {
-    lifetime.abort();
-    await polling;
-    await Promise.all([pool.end().catch(() => undefined), authority.close()]);
-    throw toHaError(err, `cannot listen on ${config.host ?? "127.0.0.1"}:${config.port ?? 8890}`);
+    await closeAll();
+    throw toHaError(err, `cannot listen on ${host}:${port}`);
   }
+  const advertiseUrl = config.advertiseUrl ?? advertisedUrl(server.url, host);
+  const activeLease = new CoordinatorLease({
+    coordinatorId,
+    advertiseUrl,
+    region: config.region ?? "",
+    schema,
+    databaseUrl: () => pool.connectionUrl,
+    pool,
+    ...defaultTierTiming,
+    ...config.tierTiming,
+    clock,
+    log: log.child({ component: "tier" }),
+    changed: (role) => {
+      if (role.role !== "active") {
+        for (const r of runtimes) r.engine.deactivate();
+        return;
+      }
+      // Continue from what the last active coordinator recorded; act only once it is read.
+      void Promise.all(runtimes.map((r) => readCoordinatorState(pool, schema, r.clusterId))).then(
+        (states) => {
+          if (activeLease.role.role !== "active" || activeLease.role.term !== role.term) return;
+          runtimes.forEach((r, i) => r.engine.activate(states[i]!));
+        },
+        (err: unknown) => log.error({ err: describeError(err) }, "cannot read the coordinator state after taking over; not acting until this coordinator takes the lock again"),
+      );
+    },
+  });
+  lease = activeLease;
+  activeLease.start();
+  // Ready to answer as what it is: the active coordinator, or a standby that knows which one is.
+  await waitFor(() => acting() || activeLease.role.activeUrl !== "", { timeoutMs: 5_000, what: "this coordinator to become active or to find the active one" }).catch((err: unknown) =>
+    log.warn({ err: describeError(err) }, "no coordinator is active yet; serving reads as a standby meanwhile"),
+  );
+  // A standby shows what the active coordinator records (maintenance, the hold).
+  const following = (async () => {
+    while (!lifetime.signal.aborted) {
+      await clock.sleep(1_000, lifetime.signal).catch(() => undefined);
+      if (lifetime.signal.aborted || acting()) continue;
+      for (const r of runtimes) await readCoordinatorState(pool, schema, r.clusterId).then((s) => r.engine.followDurable(s), () => undefined);
+    }
+  })();
   log.info(
-    { url: server.url, cluster_id: policy.clusterId, schema: schema.name, audit_dir: config.auditDir, tls: Boolean(config.security?.auth.tls), tokens: config.security?.auth.tokens?.size ?? 0 },
+    { url: server.url, advertise_url: advertiseUrl, coordinator_id: coordinatorId, clusters: clusterIds, schema: schema.name, audit_dir: config.auditDir, tls: Boolean(config.security?.auth.tls), tokens: config.security?.auth.tokens?.size ?? 0 },
     "coordinator listening",
   );
 
@@ -204,15 +239,36 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     url: running.url,
     host: running.host,
     port: running.port,
-    policy,
+    policy: runtimes[0]!.policy,
+    clusters: clusterIds,
+    role: () => ({ ...tier.role(), role: acting() ? "active" : "standby" }),
     stop: () =>
       (stopping ??= (async () => {
+        // The lock goes first, so a standby takes over while this one winds down.
+        await activeLease.stop();
         lifetime.abort();
-        await polling;
+        await following;
         await running.close();
-        await audit.close().catch((err: unknown) => log.warn({ err: describeError(err) }, "closing the audit log failed"));
-        await Promise.all([pool.end().catch(() => undefined), authority.close()]);
+        await closeAll();
         log.info("coordinator stopped");
       })()),
   };
 }
+
+/** The cluster ids to serve: each valid, none twice. */
+function clustersOf(ids: readonly string[]): string[] {
+  if (ids.length === 0) throw invalidArgument("--cluster-id names no cluster");
+  const valid = ids.map((id) => validateClusterId(id));
+  const dup = valid.find((id, i) => valid.indexOf(id) !== i);
+  if (dup) throw invalidArgument(`--cluster-id lists ${dup} twice`);
+  return valid;
+}
+
+/** The URL this coordinator is reached at: as it listens, with the machine's name for a wildcard address. */
+function advertisedUrl(listening: string, host: string): string {
+  if (host !== "0.0.0.0" && host !== "::" && host !== "") return listening;
+  const url = new URL(listening);
+  url.hostname = hostname();
+  return url.origin;
+}
+

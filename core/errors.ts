@@ -27,11 +27,14 @@ export class HaError extends Error {
   override readonly name = "HaError";
   readonly code: ErrorCode;
   readonly retryable: boolean;
+  /** Sent with the error as response metadata (gRPC trailers), e.g. where the active coordinator is. */
+  readonly trailers: Readonly<Record<string, string>> | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean; trailers?: Record<string, string> }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryable = options?.retryable ?? retryableCodes.has(code);
+    this.trailers = options?.trailers;
   }
 }
 

@@ -113,6 +113,8 @@ export interface NodeCommand {
   readonly epoch: number;
   readonly action: CommandAction;
   readonly reason: string;
+  /** The sending coordinator's term; agents check it against the lock database (0: none). */
+  readonly coordinatorTerm?: number;
 }
 
 export type CommandResult = "done" | "refused" | "failed";

@@ -7,6 +7,12 @@ import { invalidArgument } from "../core/errors.js";
  */
 export const LOCK_CLASS_ID = 0x41484131;
 
+/**
+ * The coordinators' own lock ("AHAC"), with objid hashtext(schema): one active
+ * coordinator per schema, never confused with a cluster's leader lock.
+ */
+export const COORDINATOR_LOCK_CLASS_ID = 0x41484143;
+
 /** Default cluster id, so single-cluster deployments need not name one. */
 export const DEFAULT_CLUSTER_ID = "default";
 

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { LOCK_CLASS_ID, type SchemaName } from "./identifiers.js";
+import { COORDINATOR_LOCK_CLASS_ID, LOCK_CLASS_ID, type SchemaName } from "./identifiers.js";
 import { EPOCH_GATE_CLASS_ID, MAX_EPOCH_JUMP } from "./leadership.js";
 
 /**
@@ -551,6 +551,87 @@ const migrations: readonly Migration[] = [
       );
       COMMENT ON TABLE ${s.q("coordinator_state")} IS
         'autonomy-ha: maintenance mode and the manual-reconcile hold per cluster, as the coordinator last set them';
+    `,
+  },
+  {
+    version: 7,
+    name: "coordinator tier",
+    // Several coordinators elect an active one through their own advisory
+    // lock (COORDINATOR_LOCK_CLASS_ID, apart from every cluster's leader lock)
+    // and number its terms; agents check a command's term here before they
+    // obey it. Admin requests are remembered by idempotency key, so a request
+    // retried on the next active coordinator returns its first result, and
+    // the audit is kept here too, so every coordinator answers for all of it.
+    sql: (s) => `
+      CREATE TABLE IF NOT EXISTS ${s.q("coordinator_term")} (
+        tier           text PRIMARY KEY,
+        term           bigint NOT NULL,
+        coordinator_id text NOT NULL,
+        url            text NOT NULL,
+        region         text NOT NULL DEFAULT '',
+        backend_pid    int NOT NULL,
+        opened_at      timestamptz NOT NULL
+      );
+      COMMENT ON TABLE ${s.q("coordinator_term")} IS
+        'autonomy-ha: the active coordinator: its term, its URL and the backend holding the coordinator lock';
+
+      CREATE TABLE IF NOT EXISTS ${s.q("coordinator_requests")} (
+        idempotency_key text PRIMARY KEY,
+        method          text NOT NULL,
+        digest          text NOT NULL,
+        cluster_id      text NOT NULL,
+        term            bigint NOT NULL,
+        leader_epoch    bigint NOT NULL,
+        state           text NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+        response        bytea,
+        error_code      text,
+        error_message   text,
+        started_at      timestamptz NOT NULL DEFAULT now(),
+        finished_at     timestamptz
+      );
+      CREATE INDEX IF NOT EXISTS coordinator_requests_started ON ${s.q("coordinator_requests")} (started_at);
+
+      CREATE TABLE IF NOT EXISTS ${s.q("audit_events")} (
+        seq        bigserial PRIMARY KEY,
+        id         text NOT NULL UNIQUE,
+        cluster_id text NOT NULL,
+        at         timestamptz NOT NULL,
+        category   text NOT NULL,
+        type       text NOT NULL,
+        event      jsonb NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS audit_events_cluster ON ${s.q("audit_events")} (cluster_id, seq);
+
+      ALTER TABLE ${s.q("coordinator_state")}
+        ADD COLUMN IF NOT EXISTS last_automatic_failover_at timestamptz,
+        ADD COLUMN IF NOT EXISTS designated_successor text NOT NULL DEFAULT '',
+        ADD COLUMN IF NOT EXISTS designated_at timestamptz;
+
+      -- Opens the next coordinator term; only the session holding the
+      -- coordinator lock may. p_at_least: the highest term the caller has seen
+      -- anywhere, so terms keep rising across a database failover.
+      CREATE OR REPLACE FUNCTION ${s.q("open_coordinator_term")}(p_coordinator_id text, p_url text, p_region text, p_at_least bigint)
+      RETURNS bigint LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_term bigint;
+      BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_locks l
+                        WHERE l.pid = pg_backend_pid() AND l.granted AND l.locktype = 'advisory'
+                          AND l.classid = ${COORDINATOR_LOCK_CLASS_ID}::oid AND l.objid::bigint = (hashtext('${s.name}')::bigint & 4294967295)
+                          AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) THEN
+          RAISE EXCEPTION USING ERRCODE = 'AH007',
+            MESSAGE = 'open_coordinator_term: refused: this session does not hold the coordinator lock';
+        END IF;
+        INSERT INTO ${s.q("coordinator_term")} AS t (tier, term, coordinator_id, url, region, backend_pid, opened_at)
+             VALUES ('coordinators', greatest(coalesce(p_at_least, 0), 0) + 1, p_coordinator_id, p_url, coalesce(p_region, ''), pg_backend_pid(), now())
+        ON CONFLICT (tier) DO UPDATE
+              SET term = greatest(t.term, coalesce(p_at_least, 0)) + 1, coordinator_id = excluded.coordinator_id, url = excluded.url,
+                  region = excluded.region, backend_pid = excluded.backend_pid, opened_at = excluded.opened_at
+        RETURNING t.term INTO v_term;
+        RETURN v_term;
+      END
+      $fn$;
+      REVOKE ALL ON FUNCTION ${s.q("open_coordinator_term")}(text, text, text, bigint) FROM PUBLIC;
     `,
   },
 ];

@@ -26,6 +26,11 @@ export class PrimaryPool implements Queryable {
     return redact(this.url);
   }
 
+  /** The URL the pool connects to now, with its password: for a session of the caller's own. */
+  get connectionUrl(): string {
+    return this.url;
+  }
+
   /** Moves the pool to `url`; returns whether it changed. */
   follow(url: string): boolean {
     if (url === this.url) return false;

@@ -4,6 +4,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { invalidArgument } from "../core/errors.js";
 import type { ClientTlsMaterial } from "./auth/tls.js";
+import { failoverTransport } from "./failover-transport.js";
 
 export type { Client };
 
@@ -14,6 +15,8 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
   /** What this client proves itself with. */
   readonly credentials?: ClientCredentials;
+  /** The cluster every request names when it names none (a coordinator may serve several). */
+  readonly clusterId?: string;
 }
 
 export interface ClientCredentials {
@@ -46,6 +49,20 @@ export function parseServiceUrl(raw: string, what = "URL"): string {
   return url.origin;
 }
 
+/**
+ * Several URLs of one tier, comma-separated (coordinators: the client follows
+ * the active one). Each is checked as parseServiceUrl checks one; returns them
+ * normalised and joined with commas.
+ */
+export function parseServiceUrls(raw: string, what = "URL"): string {
+  const parts = raw.split(",").map((p) => p.trim());
+  if (parts.some((p) => p === "")) throw invalidArgument(`${what} "${raw}" has an empty entry; separate URLs with single commas`);
+  const urls = parts.map((p) => parseServiceUrl(p, what));
+  const dup = urls.find((u, i) => urls.indexOf(u) !== i);
+  if (dup) throw invalidArgument(`${what} lists ${dup} twice`);
+  return urls.join(",");
+}
+
 export function createTransport(url: string, options: ClientOptions = {}): Transport {
   const creds = options.credentials ?? {};
   const metadata = { ...options.metadata, ...(creds.token ? { authorization: `Bearer ${creds.token}` } : {}) };
@@ -53,11 +70,12 @@ export function createTransport(url: string, options: ClientOptions = {}): Trans
     for (const [k, v] of Object.entries(metadata)) req.header.set(k, v);
     return next(req);
   };
+  const interceptors = [addMetadata, ...(options.clusterId ? [namingCluster(options.clusterId)] : [])];
   const https = url.startsWith("https:");
   if (creds.tls && !https) throw invalidArgument(`${url} is http:// but TLS credentials are set; use https://`);
   return createGrpcTransport({
     baseUrl: url,
-    interceptors: [addMetadata],
+    interceptors,
     defaultTimeoutMs: options.timeoutMs,
     pingIntervalMs: 5_000,
     pingIdleConnection: true,
@@ -80,6 +98,26 @@ function serverRoleError(cert: PeerCertificate, role: string | undefined): Error
   return new Error(`the server's certificate (CN=${String(cert.subject?.CN)}) is not a ${role} certificate (OU=${role}); refusing to take its orders`);
 }
 
+/** A client of `url`, or of every server of a comma-separated list, following whichever takes the call. */
 export function clientFor<S extends DescService>(service: S, url: string, options: ClientOptions = {}): Client<S> {
-  return createClient(service, createTransport(url, options));
+  return createClient(service, failoverTransport(url.split(","), (one) => createTransport(one, options)));
+}
+
+/** Fills cluster_id on every request that has the field and leaves it empty. */
+function namingCluster(clusterId: string): Interceptor {
+  const fill = <M>(message: M): M => {
+    const m = message as { clusterId?: unknown };
+    if (typeof m.clusterId === "string" && m.clusterId === "") m.clusterId = clusterId;
+    return message;
+  };
+  return (next) => (req) => {
+    if (req.stream) {
+      const messages = req.message;
+      return next({ ...req, message: (async function* () {
+        for await (const m of messages) yield fill(m);
+      })() });
+    }
+    fill(req.message);
+    return next(req);
+  };
 }

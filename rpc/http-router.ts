@@ -69,6 +69,18 @@ export function parseTarget(raw: string): { path: string; query: URLSearchParams
  */
 export class HttpRouter {
   private readonly routes = new Map<string, Map<string, HttpRoute>>();
+  private chooser: ((query: URLSearchParams) => HttpRouter) | undefined;
+
+  /**
+   * A router that hands each request to one of several, chosen from its
+   * query (a coordinator serving several clusters picks by ?cluster=ID);
+   * `pick` throws a HaError for a query that names none of them.
+   */
+  static choosing(pick: (query: URLSearchParams) => HttpRouter): HttpRouter {
+    const router = new HttpRouter();
+    router.chooser = pick;
+    return router;
+  }
 
   get(path: string, route: HttpRoute): this {
     return this.on("GET", path, route);
@@ -100,6 +112,20 @@ export class HttpRouter {
       await drain(req);
       throw err;
     }
+    if (this.chooser) {
+      let chosen: HttpRouter;
+      try {
+        chosen = this.chooser(url.query);
+      } catch (err) {
+        await drain(req);
+        throw err;
+      }
+      return chosen.dispatchTo(req, url);
+    }
+    return this.dispatchTo(req, url);
+  }
+
+  private async dispatchTo(req: IncomingMessage, url: { path: string; query: URLSearchParams }): Promise<HttpReply> {
     const byMethod = this.routes.get(url.path);
     if (!byMethod) {
       await drain(req);

@@ -3,7 +3,7 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type D
 import type { GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { noPrincipal, PRINCIPAL, type Principal } from "./auth/principal.js";
 import { grpcStatusOf } from "./status.js";
-import { describeError, invalidArgument } from "../core/errors.js";
+import { HaError, describeError, invalidArgument } from "../core/errors.js";
 import { DirectStream, sinkOf } from "./direct-stream.js";
 
 /** What a handler knows about its call, besides the request. */
@@ -137,9 +137,12 @@ function contextOf(call: AnyServerCall, controller: AbortController): CallContex
   return { metadata, peer: call.getPeer(), signal: controller.signal, principal };
 }
 
-function toServiceError(err: unknown): grpc.ServiceError {
+/** An error as grpc-js sends it: status code, message, and the HaError's trailers. */
+export function toServiceError(err: unknown): grpc.ServiceError {
   const { code, details } = grpcStatusOf(err);
-  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+  const metadata = new grpc.Metadata();
+  if (err instanceof HaError) for (const [key, value] of Object.entries(err.trailers ?? {})) metadata.set(key, value);
+  return Object.assign(new Error(details), { code, details, metadata });
 }
 
 /** Writes honouring back-pressure: waits for 'drain' when the buffer is full. */

@@ -250,7 +250,7 @@ function lockDatabaseFromWire(systemIdentifier: string, timeline: number): LockD
 }
 
 export function commandToWire(c: NodeCommand): MessageInitShape<typeof CommandSchema> {
-  const base = { commandId: c.commandId, epoch: big(c.epoch), reason: c.reason };
+  const base = { commandId: c.commandId, epoch: big(c.epoch), reason: c.reason, coordinatorTerm: big(c.coordinatorTerm ?? 0) };
   switch (c.action.kind) {
     case "resign":
       return { ...base, action: { case: "resign", value: { hold: c.action.hold } } };
@@ -266,7 +266,7 @@ export function commandToWire(c: NodeCommand): MessageInitShape<typeof CommandSc
 /** Throws INVALID_ARGUMENT for a command without an id or an action. */
 export function commandFromWire(c: Command): NodeCommand {
   if (c.commandId === "") throw invalidArgument("command has no command_id");
-  const base = { commandId: c.commandId, epoch: Number(c.epoch), reason: c.reason };
+  const base = { commandId: c.commandId, epoch: Number(c.epoch), reason: c.reason, coordinatorTerm: Number(c.coordinatorTerm) };
   switch (c.action.case) {
     case "resign":
       return { ...base, action: { kind: "resign", hold: c.action.value.hold } };

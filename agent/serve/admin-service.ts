@@ -3,7 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { HaAdminService, type GetStatusResponseSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { ErrorCode, HaError, unavailable } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
-import { CALLER_HEADER, FORWARDED_BY_HEADER } from "../../core/metadata.js";
+import { CALLER_HEADER, FORWARDED_BY_HEADER, IDEMPOTENCY_KEY_HEADER } from "../../core/metadata.js";
 import type { NodeReport } from "../../core/model.js";
 import { clientFor, type ClientCredentials } from "../../rpc/client.js";
 import { FORWARDED_PRINCIPAL_HEADER, forwardedPrincipalHeader } from "../../rpc/auth/authenticator.js";
@@ -14,6 +14,7 @@ import { leaderToWire, nodeStatusToWire, replicationToWire } from "../../rpc/wir
 
 export interface AgentAdminOptions {
   readonly nodeId: string;
+  readonly clusterId: string;
   readonly coordinatorUrl: string | undefined;
   /** The agent's own credentials for the coordinator; the operator it forwards for is named in a header. */
   readonly credentials?: ClientCredentials;
@@ -34,7 +35,13 @@ export function agentAdminService(options: AgentAdminOptions): ServiceRegistrati
   // One client (one HTTP/2 connection) for every forwarded call; who asked
   // travels per call in the headers.
   const client = options.coordinatorUrl
-    ? clientFor(HaAdminService, options.coordinatorUrl, { metadata: { [FORWARDED_BY_HEADER]: `agent ${options.nodeId}` }, timeoutMs: 60_000, credentials: options.credentials })
+    ? clientFor(HaAdminService, options.coordinatorUrl, {
+        metadata: { [FORWARDED_BY_HEADER]: `agent ${options.nodeId}` },
+        timeoutMs: 60_000,
+        credentials: options.credentials,
+        // A request that names no cluster is about this node's.
+        clusterId: options.clusterId,
+      })
     : undefined;
   const coordinator = (ctx: CallContext) => {
     if (!client) throw unavailable(`agent ${options.nodeId} runs without --coordinator-url; send this call to the coordinator`);
@@ -42,7 +49,11 @@ export function agentAdminService(options: AgentAdminOptions): ServiceRegistrati
   };
   // This port already authenticated and authorized the caller; the
   // coordinator takes the caller's name and roles from an agent only.
-  const as = (ctx: CallContext) => ({ signal: ctx.signal, headers: { [FORWARDED_PRINCIPAL_HEADER]: forwardedPrincipalHeader(ctx.principal) } });
+  // The caller's idempotency key travels on, so a retried request is still one request.
+  const as = (ctx: CallContext) => {
+    const key = ctx.metadata.get(IDEMPOTENCY_KEY_HEADER);
+    return { signal: ctx.signal, headers: { [FORWARDED_PRINCIPAL_HEADER]: forwardedPrincipalHeader(ctx.principal), ...(key ? { [IDEMPOTENCY_KEY_HEADER]: key } : {}) } };
+  };
   const forward = async <T>(call: () => Promise<T>): Promise<T> => {
     try {
       return await call();
@@ -83,6 +94,7 @@ export function agentAdminService(options: AgentAdminOptions): ServiceRegistrati
     queryAudit: (request, ctx) => forward(() => coordinator(ctx).queryAudit(request, as(ctx))),
     setMaintenance: (request, ctx) => forward(() => coordinator(ctx).setMaintenance(request, as(ctx))),
     getHistory: (request, ctx) => forward(() => coordinator(ctx).getHistory(request, as(ctx))),
+    listClusters: (request, ctx) => forward(() => coordinator(ctx).listClusters(request, as(ctx))),
   });
 }
 

@@ -1,4 +1,4 @@
-import type { DatabaseStatus, GetStatusResponse, NodeStatus } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import type { CoordinatorStatus, DatabaseStatus, GetStatusResponse, NodeStatus } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { LagStatus } from "../../gen/autonomy/ha/v1/types_pb.js";
 import { lagFromWire, roleFromWire } from "../../rpc/wire.js";
 import { labelled, lagText, num, table, timeOrNull, timeText } from "./format.js";
@@ -64,6 +64,7 @@ export function statusText(s: GetStatusResponse): string[] {
     ),
   ];
   if (s.database) lines.push("", "Database", ...databaseBlock(s.database));
+  if (s.coordinator) lines.push("", "Coordinator", ...coordinatorBlock(s.coordinator));
   if (s.nodes.length > 0) lines.push("", "Nodes", ...nodesTable(s.nodes));
   const notes: [string, string][] = [];
   if (s.maintenance) notes.push(["Maintenance", 'paused: no automatic failover or recovery ("autonomy ha resume" ends it)']);
@@ -152,7 +153,30 @@ export function statusJson(s: GetStatusResponse) {
     maintenance: s.maintenance,
     split_brain_detected: s.splitBrainDetected,
     ...(s.database ? { database: databaseJson(s.database) } : {}),
+    ...(s.coordinator ? { coordinator: coordinatorJson(s.coordinator) } : {}),
   };
+}
+
+function coordinatorJson(c: CoordinatorStatus) {
+  return {
+    coordinator_id: c.coordinatorId,
+    role: c.role,
+    term: num(c.term),
+    active_id: c.activeId || null,
+    active_url: c.activeUrl || null,
+  };
+}
+
+/** Which coordinator answered, whether it is the active one, and which one is. */
+function coordinatorBlock(c: CoordinatorStatus): string[] {
+  return labelled(
+    [
+      ["Answered By", `${c.coordinatorId} (${c.role})`],
+      ["Active", c.activeId ? `${c.activeId} at ${c.activeUrl} (term ${num(c.term)})` : "none right now (a takeover is under way)"],
+    ],
+    "  ",
+    SUB,
+  );
 }
 
 function databaseJson(d: DatabaseStatus) {

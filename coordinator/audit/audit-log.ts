@@ -9,6 +9,12 @@ import { readAuditEvents } from "./audit-reader.js";
 
 export type AuditInput = Partial<Omit<AuditEvent, "id" | "time" | "type">> & { readonly type: string };
 
+/** A second home for the events, shared by a tier of coordinators (db/audit-store.ts). */
+export interface AuditMirror {
+  write(event: AuditEvent): Promise<void>;
+  query(query: AuditQuery): Promise<AuditEvent[]>;
+}
+
 /**
  * Appends audit events as JSON lines, in order, each flushed to disk before
  * its promise resolves: an audited action must survive a crash right after it.
@@ -24,10 +30,20 @@ export class AuditLog {
     readonly dir: string,
     private readonly clusterId: string,
     private readonly clock: Clock,
+    private readonly mirror?: { readonly store: AuditMirror; readonly log: Logger },
   ) {}
 
-  /** Writes one event; resolves once it is on disk. */
-  append(input: AuditInput): Promise<AuditEvent> {
+  /**
+   * Writes one event; resolves once it is on disk (and in the mirror, when
+   * there is one: a mirror write that fails is logged, the file is the record).
+   */
+  async append(input: AuditInput): Promise<AuditEvent> {
+    const event = await this.appendToFile(input);
+    await this.mirror?.store.write(event).catch((err: unknown) => this.mirror?.log.warn({ err: describeError(err), type: event.type }, "audit event not copied to the lock database (it is in the audit file)"));
+    return event;
+  }
+
+  private appendToFile(input: AuditInput): Promise<AuditEvent> {
     const event: AuditEvent = {
       id: randomUUID(),
       time: this.clock.now().toISOString(),
@@ -81,8 +97,15 @@ export class AuditLog {
     return run;
   }
 
+  /** From the mirror, which every coordinator of a tier shares; from this coordinator's file when there is none or it cannot be read. */
   query(query: AuditQuery): Promise<AuditEvent[]> {
-    return this.tail.then(() => readAuditEvents(this.dir, query)).then((r) => r.events);
+    const fromFile = () => this.tail.then(() => readAuditEvents(this.dir, query)).then((r) => r.events);
+    const mirror = this.mirror;
+    if (!mirror) return fromFile();
+    return mirror.store.query(query).catch((err: unknown) => {
+      mirror.log.warn({ err: describeError(err) }, "audit query answered from this coordinator's file: the lock database cannot be read");
+      return fromFile();
+    });
   }
 
   async close(): Promise<void> {

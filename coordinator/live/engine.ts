@@ -19,6 +19,7 @@ import type { NodeSessions } from "./node-sessions.js";
 import type { DatabaseFailover } from "./database-failover.js";
 import { clusterReadiness, type ClusterReadiness } from "./cluster-readiness.js";
 import type { Requester } from "./operation-context.js";
+import { notActive, soleCoordinator, type CoordinatorTier } from "../ha/tier.js";
 
 export interface EngineDeps {
   readonly policy: CoordinatorPolicy;
@@ -40,6 +41,14 @@ export interface EngineDeps {
   readonly primaryHost?: () => string;
   /** Where maintenance mode and the manual-reconcile hold are kept (migration 6), and what it held at start. */
   readonly durable?: DurableState;
+  /**
+   * Starts as a standby of a coordinator tier: it keeps the view, detects and
+   * publishes leader changes for the reads it serves, but orders nothing and
+   * audits nothing until activate(). Default: it acts from the start.
+   */
+  readonly standby?: boolean;
+  /** The tier this engine's coordinator belongs to (for the refusal a standby gives). */
+  readonly tier?: CoordinatorTier;
 }
 
 /** The coordinator's state that outlives it, in the lock database. */
@@ -47,6 +56,10 @@ export interface DurableState {
   readonly loaded: CoordinatorState;
   writeMaintenance(on: boolean, by: string, reason: string): Promise<void>;
   writeReconcileHold(on: boolean, by: string, reason: string): Promise<void>;
+  /** An automatic failover was ordered now (the cooldown a later coordinator honours). */
+  writeAutomaticFailover(): Promise<void>;
+  /** The successor queued on the lock, "" when none. */
+  writeDesignation(nodeId: string): Promise<void>;
 }
 
 export interface EngineCounters {
@@ -113,6 +126,8 @@ export class Engine {
   private applying = false;
   private again = false;
   private stopped = false;
+  /** The active coordinator of its tier acts; a standby only watches (EngineDeps.standby). */
+  private acting: boolean;
   private lastReasons = "";
   private currentIntruders: IntruderFinding[] = [];
   /** Intruding sessions already audited, by pid and backend start. */
@@ -121,16 +136,9 @@ export class Engine {
 
   constructor(private readonly deps: EngineDeps) {
     this.epochFloor = deps.floor.value;
+    this.acting = deps.standby !== true;
     // A restarted coordinator continues where the last one stopped, without auditing it again.
-    const loaded = deps.durable?.loaded;
-    if (loaded?.maintenance) {
-      this.maintenance = true;
-      deps.log.warn({ by: loaded.maintenanceBy, reason: loaded.maintenanceReason }, `maintenance mode is on (set by ${loaded.maintenanceBy}: ${loaded.maintenanceReason}); automatic actions stay paused`);
-    }
-    if (loaded?.reconcileHold) {
-      this.reconcileHold = true;
-      deps.log.warn({ by: loaded.reconcileHoldBy, reason: loaded.reconcileHoldReason }, `the manual-reconcile hold is on (set by ${loaded.reconcileHoldBy}: ${loaded.reconcileHoldReason}); nobody campaigns until a failover names a node`);
-    }
+    if (deps.durable) this.continueFrom(deps.durable.loaded);
     this.findingState = { finding: detectSplitBrain(this.view(), deps.policy, deps.clock.monotonicMs()), detectedAt: undefined };
     deps.signal?.addEventListener("abort", () => (this.stopped = true), { once: true });
     if (deps.signal?.aborted) this.stopped = true;
@@ -141,6 +149,64 @@ export class Engine {
       confirmedEpoch: () => this.confirmedEpoch(),
     });
     deps.truth.onRead(() => this.evaluate());
+  }
+
+  /** Whether this engine acts (the active coordinator) rather than only watching (a standby). */
+  get isActing(): boolean {
+    return this.acting;
+  }
+
+  /**
+   * This coordinator became the active one of its tier: it continues from the
+   * state the last active one recorded (maintenance, the manual-reconcile
+   * hold, the cooldown, the designated successor) and starts acting.
+   */
+  activate(state: CoordinatorState): void {
+    this.continueFrom(state);
+    this.acting = true;
+    this.deps.log.info("engine active: deciding and ordering");
+    this.evaluate();
+  }
+
+  /** This coordinator is a standby (again): it stops acting at once and drops what it had in flight. */
+  deactivate(): void {
+    if (!this.acting) return;
+    this.acting = false;
+    this.pendingCampaign = undefined;
+    if (this.designation?.active) this.designation = { ...this.designation, active: false, endedAtMs: this.deps.clock.monotonicMs() };
+    this.settle.state = "open";
+    this.settle.startedMs = undefined;
+    this.settle.held.clear();
+    this.holdSent.clear();
+    this.supersededHeld.clear();
+    this.deps.log.warn("engine standby: no decisions, orders or audit until this coordinator is active again");
+  }
+
+  /** A standby shows what the active coordinator records (maintenance, the hold) in the reads it serves. */
+  followDurable(state: CoordinatorState): void {
+    if (this.acting) return;
+    this.maintenance = state.maintenance;
+    this.reconcileHold = state.reconcileHold;
+  }
+
+  private continueFrom(state: CoordinatorState): void {
+    const { log, clock, policy } = this.deps;
+    const now = clock.monotonicMs();
+    if (state.maintenance && !this.maintenance) {
+      log.warn({ by: state.maintenanceBy, reason: state.maintenanceReason }, `maintenance mode is on (set by ${state.maintenanceBy}: ${state.maintenanceReason}); automatic actions stay paused`);
+    }
+    if (state.reconcileHold && !this.reconcileHold) {
+      log.warn({ by: state.reconcileHoldBy, reason: state.reconcileHoldReason }, `the manual-reconcile hold is on (set by ${state.reconcileHoldBy}: ${state.reconcileHoldReason}); nobody campaigns until a failover names a node`);
+    }
+    this.maintenance = state.maintenance;
+    this.reconcileHold = state.reconcileHold;
+    if (state.lastAutomaticFailoverAgeMs !== undefined) this.lastAutomaticFailoverMs = now - state.lastAutomaticFailoverAgeMs;
+    // The successor the last coordinator queued is still waiting on the lock for the rest of its wait.
+    const age = state.designatedAgeMs;
+    if (state.designatedSuccessor && age !== undefined && age < policy.designationWaitMs) {
+      this.designation = { nodeId: state.designatedSuccessor, sentAtMs: now - age, waitMs: policy.designationWaitMs, active: true, endedAtMs: undefined };
+      log.info({ node_id: state.designatedSuccessor }, `designated successor ${state.designatedSuccessor} is queued on the lock (designated ${Math.round(age)}ms ago)`);
+    }
   }
 
   /** The servers of --database-url, when the engine was given them. */
@@ -280,6 +346,7 @@ export class Engine {
     this.trackIntruders(detectIntruders(view, this.deps.policy, now));
     const leader = leaderOf(view, this.deps.policy, now);
     this.trackLeader(leader, now);
+    if (!this.acting) return;
     this.retryHoldClear();
     this.checkSettle(now);
     this.deps.databases?.observe(leader, view.db, now);
@@ -289,6 +356,10 @@ export class Engine {
   /** Called for every applied report. */
   private onReport(nodeId: string, material: boolean): void {
     const node = this.deps.sessions.node(nodeId);
+    if (!this.acting) {
+      if (material) this.evaluate();
+      return;
+    }
     if (material && node) this.checkLease(node);
     // While an admin operation runs it holds whom it needs: holding its
     // successor here would cancel the very campaign it ordered.
@@ -418,6 +489,7 @@ export class Engine {
   /** Runs an admin operation alone: automatic decisions wait, other operations queue. */
   runOperation<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const run = this.operations.then(async () => {
+      if (!this.acting) throw notActive(this.deps.tier?.role() ?? soleCoordinator().role(), `${name} not started`);
       this.operation = name;
       try {
         return await fn();
@@ -442,6 +514,7 @@ export class Engine {
 
   private noteAutomaticFailover(): void {
     this.lastAutomaticFailoverMs = this.deps.clock.monotonicMs();
+    this.deps.durable?.writeAutomaticFailover().catch((err: unknown) => this.deps.log.warn({ err: describeError(err) }, "recording the failover cooldown in the lock database failed"));
   }
 
   /** Logs and audits, once per node and lease value, a lease the failure timeout does not cover. */
@@ -564,7 +637,7 @@ export class Engine {
     switch (d.kind) {
       case "campaign": {
         this.pendingCampaign = { nodeId: d.nodeId, sentAtMs: now };
-        this.lastAutomaticFailoverMs = now;
+        this.noteAutomaticFailover();
         this.count.failovers.automatic++;
         // The order is audited now; the epoch it produced, once acked, so the
         // history shows this action against the term it opened.
@@ -621,6 +694,7 @@ export class Engine {
       case "designate_successor": {
         const sentAtMs = now;
         this.designation = { nodeId: d.nodeId, sentAtMs, waitMs: d.waitMs, active: true, endedAtMs: undefined };
+        this.recordDesignation(d.nodeId);
         this.deps.sessions
           .send(d.nodeId, { kind: "campaign", epochFloor: d.epochFloor, waitMs: d.waitMs }, d.reason, { timeoutMs: d.waitMs + this.deps.policy.commandTimeoutMs })
           .then(
@@ -655,6 +729,13 @@ export class Engine {
   private endDesignation(nodeId: string): void {
     if (this.designation?.nodeId !== nodeId) return;
     this.designation = { ...this.designation, active: false, endedAtMs: this.deps.clock.monotonicMs() };
+    this.recordDesignation("");
+  }
+
+  /** The designated successor in the lock database, for a coordinator that takes over (only the active one writes). */
+  private recordDesignation(nodeId: string): void {
+    if (!this.acting) return;
+    this.deps.durable?.writeDesignation(nodeId).catch((err: unknown) => this.deps.log.warn({ err: describeError(err) }, "recording the designated successor in the lock database failed"));
   }
 
   /** Sends a command whose ack only needs logging. */
@@ -668,6 +749,8 @@ export class Engine {
   }
 
   private auditLater(input: Parameters<AuditLog["append"]>[0]): void {
+    // The active coordinator writes the audit; a standby would write every event again.
+    if (!this.acting) return;
     this.deps.audit.append(input).catch((err: unknown) => this.deps.log.error({ err: describeError(err), type: input.type }, "audit write failed"));
   }
 }

@@ -9,6 +9,14 @@ import { metricsText, METRICS_CONTENT_TYPE, type Registry } from "../../rpc/metr
 import { coordinatorMetrics, type MetricsSnapshot } from "./metrics.js";
 import type { ClusterEventSources } from "./ui/cluster-events.js";
 import { addClusterUi } from "./ui/ui-routes.js";
+import { soleCoordinator, type CoordinatorTier } from "../ha/tier.js";
+
+/** The coordinator tier in /readyz: the role for anyone, who is active for a caller with the read role. */
+function coordinatorJson(tier: CoordinatorTier, detail: boolean): Record<string, unknown> {
+  const r = tier.role();
+  const role = tier.acting() ? "active" : "standby";
+  return detail ? { id: r.coordinatorId, role, term: r.term, active_id: r.activeId || null, active_url: r.activeUrl || null } : { role };
+}
 
 /** Whether the cluster has a Write-Ready leader, and who. */
 function clusterWriteReady(engine: Engine) {
@@ -26,7 +34,7 @@ function clusterWriteReady(engine: Engine) {
  * health and replication as the coordinator sees them, plus liveness,
  * readiness and Prometheus metrics.
  */
-export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot, listener?: () => Registry, ui?: ClusterEventSources): HttpRouter {
+export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot | readonly MetricsSnapshot[], listener?: () => Registry, ui?: ClusterEventSources, tier: CoordinatorTier = soleCoordinator()): HttpRouter {
   const registries = [coordinatorMetrics(metrics), ...(listener ? [listener()] : [])];
   const leaderNode = () => {
     const leader = engine.leader();
@@ -82,6 +90,8 @@ export function coordinatorRoutes(engine: Engine, metrics: () => MetricsSnapshot
         json: {
           ready,
           database: ready ? "reachable" : db?.error || "not read yet",
+          // A standby is ready too: it serves every read and says where the active one is.
+          coordinator: coordinatorJson(tier, hasRole(request.principal, "read")),
           // Nodes, servers and epochs are for a caller with the read role, not for an unauthenticated probe.
           ...(hasRole(request.principal, "read") ? { cluster: clusterReadinessJson(engine.clusterReadiness()) } : {}),
         },

@@ -1,6 +1,7 @@
 import type { LeaderView } from "../../core/model.js";
 import type { NodeState } from "../view/cluster-view.js";
 import { counter, gauge, Registry, type Sample } from "../../rpc/metrics.js";
+import type { CoordinatorTier } from "../ha/tier.js";
 
 export interface MetricsSnapshot {
   readonly clusterId: string;
@@ -16,18 +17,17 @@ export interface MetricsSnapshot {
   readonly intruders?: { readonly current: number; readonly detected: number; readonly terminated: number };
 }
 
-/** The coordinator's metrics, read from its current snapshot on every scrape. */
-export function coordinatorMetrics(snapshot: () => MetricsSnapshot, registry: Registry = new Registry()): Registry {
+/** The coordinator's metrics, read from its current snapshot (one per cluster it serves) on every scrape. */
+export function coordinatorMetrics(snapshot: () => MetricsSnapshot | readonly MetricsSnapshot[], registry: Registry = new Registry()): Registry {
   const cluster = ["cluster_id"] as const;
   const perNode = ["cluster_id", "node_id"] as const;
-  const one = (value: (m: MetricsSnapshot) => number) => (): Sample[] => {
-    const m = snapshot();
-    return [[{ cluster_id: m.clusterId }, value(m)]];
+  const each = (): readonly MetricsSnapshot[] => {
+    const s = snapshot();
+    return Array.isArray(s) ? s : [s as MetricsSnapshot];
   };
-  const nodes = (value: (n: NodeState, m: MetricsSnapshot) => number, which: (n: NodeState) => boolean = () => true) => (): Sample[] => {
-    const m = snapshot();
-    return m.nodes.filter(which).map((n) => [{ cluster_id: m.clusterId, node_id: n.nodeId }, value(n, m)]);
-  };
+  const one = (value: (m: MetricsSnapshot) => number) => (): Sample[] => each().map((m) => [{ cluster_id: m.clusterId }, value(m)]);
+  const nodes = (value: (n: NodeState, m: MetricsSnapshot) => number, which: (n: NodeState) => boolean = () => true) => (): Sample[] =>
+    each().flatMap((m) => m.nodes.filter(which).map((n): Sample => [{ cluster_id: m.clusterId, node_id: n.nodeId }, value(n, m)]));
   const intruders = (m: MetricsSnapshot) => m.intruders ?? { current: 0, detected: 0, terminated: 0 };
 
   gauge(registry, { name: "autonomy_ha_leader", help: "1 for the node holding write authority.", labels: perNode, samples: nodes((n, m) => (n.nodeId === m.leader.holderId ? 1 : 0)) });
@@ -49,10 +49,7 @@ export function coordinatorMetrics(snapshot: () => MetricsSnapshot, registry: Re
     name: "autonomy_ha_failovers_total",
     help: "Failovers ordered by the coordinator, by kind.",
     labels: ["cluster_id", "kind"],
-    samples: () => {
-      const m = snapshot();
-      return (["planned", "automatic", "recovery"] as const).map((kind) => [{ cluster_id: m.clusterId, kind }, m.failovers[kind]]);
-    },
+    samples: () => each().flatMap((m) => (["planned", "automatic", "recovery"] as const).map((kind): Sample => [{ cluster_id: m.clusterId, kind }, m.failovers[kind]])),
   });
   gauge(registry, { name: "autonomy_ha_maintenance", help: "1 while automatic actions are paused.", labels: cluster, samples: one((m) => (m.maintenance ? 1 : 0)) });
   gauge(registry, { name: "autonomy_ha_database_reachable", help: "1 when the coordinator can read the lock database.", labels: cluster, samples: one((m) => (m.databaseReachable ? 1 : 0)) });
@@ -60,6 +57,14 @@ export function coordinatorMetrics(snapshot: () => MetricsSnapshot, registry: Re
   counter(registry, { name: "autonomy_ha_intruders_detected_total", help: "Intruding lock holders found.", labels: cluster, samples: one((m) => intruders(m).detected) });
   counter(registry, { name: "autonomy_ha_intruders_terminated_total", help: "Intruding lock holders whose session the coordinator ended.", labels: cluster, samples: one((m) => intruders(m).terminated) });
   gauge(registry, { name: "autonomy_ha_leader_watchers", help: "Open WatchLeader streams.", labels: cluster, samples: one((m) => m.watchers) });
+  return registry;
+}
+
+/** Which coordinator is active, for alerts: exactly one 1 across the tier, and its term. */
+export function tierMetrics(tier: Pick<CoordinatorTier, "role" | "acting">, registry: Registry = new Registry()): Registry {
+  const labels = ["coordinator_id"] as const;
+  gauge(registry, { name: "autonomy_ha_coordinator_active", help: "1 while this coordinator is the active one of its tier.", labels, samples: () => [[{ coordinator_id: tier.role().coordinatorId }, tier.acting() ? 1 : 0]] });
+  gauge(registry, { name: "autonomy_ha_coordinator_term", help: "The active coordinator's term as this coordinator knows it (0: none known).", labels, samples: () => [[{ coordinator_id: tier.role().coordinatorId }, tier.role().term]] });
   return registry;
 }
 

@@ -40,6 +40,12 @@ export interface SessionOptions {
   readonly events?: SessionEvents;
   /** Ends every stream and fails every pending command when it aborts. */
   readonly signal?: AbortSignal;
+  /**
+   * The coordinator term commands are stamped with, or undefined while this
+   * coordinator may not give orders (a standby): send() then refuses.
+   * Without it, every command carries term 0.
+   */
+  readonly commandTerm?: () => number | undefined;
 }
 
 interface Pending {
@@ -79,6 +85,7 @@ export class NodeSessions {
   private nextStreamId = 1;
   private stopped = false;
   private readonly limits: SessionLimits;
+  private readonly commandTerm: () => number | undefined;
   private events: SessionEvents;
   private attached: boolean;
 
@@ -89,6 +96,7 @@ export class NodeSessions {
     options: SessionOptions = {},
   ) {
     this.limits = options.limits ?? defaultPolicy;
+    this.commandTerm = options.commandTerm ?? (() => 0);
     this.events = options.events ?? detached;
     this.attached = options.events !== undefined;
     options.signal?.addEventListener("abort", () => this.stop(), { once: true });
@@ -245,6 +253,8 @@ export class NodeSessions {
    * its epoch guard compares with.
    */
   send(nodeId: string, action: CommandAction, reason: string, options: { timeoutMs: number; epoch?: number }): Promise<CommandOutcome> {
+    const coordinatorTerm = this.commandTerm();
+    if (coordinatorTerm === undefined) return Promise.reject(unavailable(`this coordinator is a standby and gives no orders (${action.kind} to ${nodeId} not sent)`));
     const session = this.sessions.get(nodeId);
     if (!session) return Promise.reject(unavailable(`${nodeId} is not connected to the coordinator`));
     const report = this.states.get(nodeId)?.report;
@@ -261,7 +271,7 @@ export class NodeSessions {
       );
       this.pending.set(commandId, { nodeId, streamId: session.streamId, kind: action.kind, resolve, reject, settled });
       this.log.info({ node_id: nodeId, command_id: commandId, action: action.kind, epoch, reason }, "command sent");
-      session.outbox.push({ message: { case: "command", value: commandToWire({ commandId, epoch, action, reason }) } });
+      session.outbox.push({ message: { case: "command", value: commandToWire({ commandId, epoch, action, reason, coordinatorTerm }) } });
     });
   }
 

@@ -1,5 +1,19 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { HaAdminService, RecoveryStrategy, type AuditEventSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  HaAdminService,
+  RecoverSplitBrainRequestSchema,
+  RecoverSplitBrainResponseSchema,
+  RecoveryStrategy,
+  SetMaintenanceRequestSchema,
+  SetMaintenanceResponseSchema,
+  TriggerFailoverRequestSchema,
+  TriggerFailoverResponseSchema,
+  type AuditEventSchema,
+} from "../../gen/autonomy/ha/v1/admin_pb.js";
+import { IDEMPOTENCY_KEY_HEADER } from "../../core/metadata.js";
+import type { LeaderView } from "../../core/model.js";
+import { notActive, soleCoordinator, type CoordinatorTier } from "../ha/tier.js";
+import type { RequestLedger, Takeover } from "../ha/request-ledger.js";
 import { AgentService } from "../../gen/autonomy/ha/v1/agent_pb.js";
 import { ErrorCode, HaError, asPreconditionRefusal, invalidArgument } from "../../core/errors.js";
 import { readEpochs } from "../../db/leadership.js";
@@ -51,9 +65,47 @@ const strategies: Record<number, Strategy | undefined> = {
   [RecoveryStrategy.MANUAL_RECONCILE]: "manual-reconcile",
 };
 
+/** What makes a coordinator one of several: its role, and the ledger that makes admin requests idempotent. */
+export interface TierParts {
+  readonly tier: CoordinatorTier;
+  readonly ledger?: RequestLedger;
+  /** Every cluster the coordinator serves, for ListClusters (default: this one). */
+  readonly clusters?: () => readonly OperationContext[];
+}
+
 /** The coordinator's three gRPC services over the live parts. */
-export function coordinatorServices(ctx: OperationContext, events: LeaderEventLog, watchers: { count: number }): ServiceRegistration[] {
+export function coordinatorServices(ctx: OperationContext, events: LeaderEventLog, watchers: { count: number }, parts: TierParts = { tier: soleCoordinator() }): ServiceRegistration[] {
   const { engine, policy, clock, audit } = ctx;
+  const { tier, ledger } = parts;
+  const clusters = parts.clusters ?? (() => [ctx]);
+
+  /**
+   * A mutation runs only on the active coordinator (a standby answers where
+   * it is), once per idempotency key: a retry returns the first answer.
+   */
+  const mutation = <I extends DescMessage, O extends DescMessage>(
+    method: string,
+    input: I,
+    output: O,
+    run: (request: MessageShape<I>, call: CallContext, takeover: Takeover | undefined) => Promise<MessageInitShape<O>>,
+  ) =>
+    async (request: MessageShape<I>, call: CallContext): Promise<MessageInitShape<O>> => {
+      if (!tier.acting()) throw notActive(tier.role(), method);
+      if (!ledger) return run(request, call, undefined);
+      return ledger.handle(
+        {
+          key: call.metadata.get(IDEMPOTENCY_KEY_HEADER),
+          method,
+          clusterId: policy.clusterId,
+          request: toBinary(input, request),
+          leaderEpoch: engine.leader().epoch,
+          run: (takeover) => run(request, call, takeover),
+          encode: (response) => toBinary(output, create(output, response)),
+          decode: (bytes) => fromBinary(output, bytes) as MessageInitShape<O>,
+        },
+        call.signal,
+      );
+    };
   const agent = registration(AgentService, { connect: (requests, call) => ctx.sessions.connect(requests, call) });
 
   const leader = leaderServiceFor(events, {
@@ -75,11 +127,14 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
         timing: policy,
         nowMs: clock.monotonicMs(),
         database: { readiness: engine.clusterReadiness(), coordinatorRegion: ctx.region },
+        coordinator: { ...tier.role(), role: tier.acting() ? "active" : "standby" },
       });
     },
-    triggerFailover: async (req, call) => {
+    triggerFailover: mutation("TriggerFailover", TriggerFailoverRequestSchema, TriggerFailoverResponseSchema, async (req, call, takeover) => {
       checkCluster(req.clusterId, policy);
       const who = requireRequester(req.operator, req.reason, callerOf(call));
+      const done = takeover && alreadyFailedOver(engine.leader(), takeover, req.targetNode.trim(), tier.role().term);
+      if (done) return done;
       const r = await refusing(
         plannedFailover(ctx, {
           ...who,
@@ -99,7 +154,7 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
         message: r.message,
         requestId: r.requestId,
       };
-    },
+    }),
     detectSplitBrain: async (req) => {
       checkCluster(req.clusterId, policy);
       await ctx.truth.refresh();
@@ -116,7 +171,7 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
         checkedAt: ts(clock.now()),
       };
     },
-    recoverSplitBrain: async (req, call) => {
+    recoverSplitBrain: mutation("RecoverSplitBrain", RecoverSplitBrainRequestSchema, RecoverSplitBrainResponseSchema, async (req, call) => {
       checkCluster(req.clusterId, policy);
       const strategy = strategies[req.strategy];
       if (!strategy) {
@@ -135,18 +190,33 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
         resignedNodes: r.resignedNodes,
         requestId: r.requestId,
       };
-    },
+    }),
     queryAudit: async (req) => {
       const events = await audit.query({ category: req.category, type: req.type, since: date(req.since), limit: req.limit, clusterId: req.clusterId });
       return { events: events.map(auditToWire) };
     },
-    setMaintenance: async (req, call) => {
+    setMaintenance: mutation("SetMaintenance", SetMaintenanceRequestSchema, SetMaintenanceResponseSchema, async (req, call) => {
       checkCluster(req.clusterId, policy);
       const who = requireRequester(req.operator, req.reason, callerOf(call));
       const changedAt = clock.now();
       const { paused, message, notAudited } = await engine.setMaintenance(req.paused, who);
       return { paused, message: notAudited ? `${message}; WARNING: ${notAudited}` : message, changedAt: ts(changedAt) };
-    },
+    }),
+    listClusters: async () => ({
+      clusters: clusters().map(({ engine: e, policy: p }) => {
+        const view = e.view();
+        return {
+          clusterId: p.clusterId,
+          leader: leaderToWire(e.leader()),
+          nodes: view.nodes.length,
+          connectedNodes: view.nodes.filter((n) => n.connected).length,
+          maintenance: view.maintenance,
+          splitBrainDetected: e.finding().finding.detected,
+          databaseError: view.db && !view.db.reachable ? view.db.error || "unreachable" : "",
+        };
+      }),
+      coordinator: coordinatorWire(tier),
+    }),
     getHistory: async (req) => {
       checkCluster(req.clusterId, policy);
       const limit = req.limit === 0 ? 20 : Math.min(req.limit, 1000);
@@ -170,4 +240,30 @@ export function coordinatorServices(ctx: OperationContext, events: LeaderEventLo
     },
   });
   return [agent, leader, admin];
+}
+
+/**
+ * A failover that the coordinator which first took the request had already
+ * carried out before it stopped: the leader is new since then (and is the
+ * target, when one was named). Answered as done rather than failing over
+ * again; otherwise undefined, and the failover runs.
+ */
+function alreadyFailedOver(
+  leader: LeaderView,
+  takeover: Takeover,
+  target: string,
+  term: number,
+): MessageInitShape<typeof TriggerFailoverResponseSchema> | undefined {
+  if (!leader.writeReady || leader.epoch <= takeover.leaderEpoch || (target !== "" && leader.holderId !== target)) return undefined;
+  return {
+    success: true,
+    newHolder: leader.holderId,
+    newEpoch: BigInt(leader.epoch),
+    message: `failover completed: ${leader.holderId} leads at epoch ${leader.epoch} (done under coordinator term ${takeover.previousTerm}, which stopped before answering; confirmed by term ${term})`,
+  };
+}
+
+function coordinatorWire(tier: CoordinatorTier) {
+  const r = tier.role();
+  return { coordinatorId: r.coordinatorId, role: tier.acting() ? "active" : "standby", term: BigInt(r.term), activeId: r.activeId, activeUrl: r.activeUrl };
 }

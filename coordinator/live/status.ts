@@ -1,3 +1,4 @@
+import type { CoordinatorRole } from "../ha/coordinator-lease.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { DatabaseStatusSchema, GetStatusResponseSchema, NodeStatusSchema } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import type { ClusterReadiness } from "./cluster-readiness.js";
@@ -44,7 +45,7 @@ export function statusResponse(
   view: ClusterView,
   leader: LeaderView,
   nodeId: string,
-  extra: { queriedAt: Date; splitBrain: boolean; database?: { readiness: ClusterReadiness; coordinatorRegion: string } } & StatusClock,
+  extra: { queriedAt: Date; splitBrain: boolean; database?: { readiness: ClusterReadiness; coordinatorRegion: string }; coordinator?: CoordinatorRole } & StatusClock,
 ): MessageInitShape<typeof GetStatusResponseSchema> {
   const subjectId = nodeId || leader.holderId;
   const subject = subjectId ? nodeById(view, subjectId) : undefined;
@@ -83,6 +84,17 @@ export function statusResponse(
     databaseError: view.db && !view.db.reachable ? view.db.error || "unreachable" : "",
     ...(subjectFresh ?? {}),
     ...(extra.database ? { database: databaseStatus(extra.database.readiness, extra.database.coordinatorRegion) } : {}),
+    ...(extra.coordinator
+      ? {
+          coordinator: {
+            coordinatorId: extra.coordinator.coordinatorId,
+            role: extra.coordinator.role,
+            term: BigInt(extra.coordinator.term),
+            activeId: extra.coordinator.activeId,
+            activeUrl: extra.coordinator.activeUrl,
+          },
+        }
+      : {}),
   };
 }
 

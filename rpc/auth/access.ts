@@ -7,7 +7,7 @@ import type { Access } from "./authenticator.js";
  * closed until someone decides otherwise.
  */
 const MUTATING_ADMIN_METHODS = new Set(["TriggerFailover", "RecoverSplitBrain", "SetMaintenance"]);
-const READ_ADMIN_METHODS = new Set(["GetStatus", "DetectSplitBrain", "QueryAudit", "GetHistory"]);
+const READ_ADMIN_METHODS = new Set(["GetStatus", "DetectSplitBrain", "QueryAudit", "GetHistory", "ListClusters"]);
 
 export function grpcAccess(path: string): Access {
   const [, service = "", method = ""] = path.split("/");

@@ -63,6 +63,7 @@ describe("the agent's side of a refused report stream", () => {
     stream = new ReportStream({
       coordinatorUrl: c.server.url,
       nodeId: "cp-node-1",
+      clusterId: "default",
       reportIntervalMs: 1_000,
       report: () => report("cp-node-1"),
       execute: () => Promise.reject(new Error("no commands in this test")),

@@ -54,7 +54,7 @@ describe("autonomy --help", () => {
   it.each([
     { args: ["ha", "promote"], stderr: 'autonomy ha: unknown command "promote"; run "autonomy ha --help" for the list\n' },
     { args: ["ha", "split-brain", "fix"], stderr: 'autonomy ha split-brain: unknown command "fix"; run "autonomy ha split-brain --help" for the list\n' },
-    { args: ["ha"], stderr: "autonomy ha: missing command; one of status, failover, split-brain, pause, resume, history, watch\n" },
+    { args: ["ha"], stderr: "autonomy ha: missing command; one of status, failover, split-brain, pause, resume, history, watch, clusters\n" },
     { args: ["audit", "list"], stderr: 'autonomy audit: unknown command "list"; run "autonomy audit --help" for the list\n' },
   ])("refuses $args with exit 2", async ({ args, stderr }) => {
     expect(await runCli(args)).toEqual({ code: 2, stdout: "", stderr });

@@ -4,6 +4,7 @@ import {
   HaAdminService,
   type DetectSplitBrainResponseSchema,
   type GetHistoryResponseSchema,
+  type ListClustersResponseSchema,
   type GetStatusResponseSchema,
   type QueryAuditResponseSchema,
   type RecoverSplitBrainResponseSchema,
@@ -32,6 +33,7 @@ export interface Script {
   queryAudit?: Answer<typeof QueryAuditResponseSchema>;
   setMaintenance?: Answer<typeof SetMaintenanceResponseSchema>;
   getHistory?: Answer<typeof GetHistoryResponseSchema>;
+  listClusters?: Answer<typeof ListClustersResponseSchema>;
   /** Events to send, then the stream stays open until the client goes (unless `end`). */
   watch?: { events: MessageInitShape<typeof WatchLeaderResponseSchema>[]; end?: boolean };
 }
@@ -73,6 +75,7 @@ export class OrchestratorStub {
           queryAudit: unary("queryAudit"),
           setMaintenance: unary("setMaintenance"),
           getHistory: unary("getHistory"),
+          listClusters: unary("listClusters"),
         }),
         registration(LeaderService, {
           getLeader: async () => ({}),

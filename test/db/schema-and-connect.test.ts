@@ -27,13 +27,13 @@ describe("schema migrations and database connections", () => {
     const clients = await Promise.all([client(), client(), client()]);
     try {
       const results = await Promise.all(clients.map((c) => migrate(c, schema)));
-      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
       expect(results.every((r) => r.version === LATEST_SCHEMA_VERSION)).toBe(true);
       expect((await migrate(clients[0]!, schema)).applied).toEqual([]);
       const tables = await cluster.primary.query<{ table_name: string }>(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'autonomy_ha' ORDER BY 1",
       );
-      expect(tables.map((t) => t.table_name)).toEqual(["autonomy_schema_migrations", "coordinator_state", "database_fence", "epoch_floor", "leader_epochs", "leadership_state", "promotions"]);
+      expect(tables.map((t) => t.table_name)).toEqual(["audit_events", "autonomy_schema_migrations", "coordinator_requests", "coordinator_state", "coordinator_term", "database_fence", "epoch_floor", "leader_epochs", "leadership_state", "promotions"]);
     } finally {
       await Promise.all(clients.map((c) => c.end()));
     }

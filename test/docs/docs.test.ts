@@ -220,7 +220,7 @@ describe("deploy/", () => {
     for (const name of envNames(read("deploy/systemd/autonomy-coordinator.env.example"))) expect(coordinatorEnv, name).toContain(name);
   });
 
-  it("has Kubernetes manifests that run autonomy agent as a sidecar and one autonomy coordinator", () => {
+  it("has Kubernetes manifests that run autonomy agent as a sidecar and three autonomy coordinators", () => {
     const sidecar = read("deploy/kubernetes/agent-sidecar.yaml");
     const coordinator = read("deploy/kubernetes/coordinator.yaml");
     expect(sidecar).toMatch(/command: \["autonomy", "agent"\]/);
@@ -230,8 +230,12 @@ describe("deploy/", () => {
     expect(sidecar).toMatch(/livenessProbe:\s+httpGet:\s+path: \/healthz/);
     expect(sidecar).toMatch(/fieldPath: metadata\.name/);
     expect(sidecar).toMatch(/terminationGracePeriodSeconds: \d+/);
-    expect(coordinator).toMatch(/replicas: 1\b/);
-    expect(coordinator).toMatch(/kind: PersistentVolumeClaim/);
+    expect(coordinator).toMatch(/kind: StatefulSet/);
+    expect(coordinator).toMatch(/replicas: 3\b/);
+    expect(coordinator).toMatch(/volumeClaimTemplates:/);
+    // Each coordinator advertises its own pod address, and the agents list all three.
+    expect(coordinator).toMatch(/AUTONOMY_ADVERTISE_URL\s+value: https:\/\/\$\(POD_NAME\)\.autonomy-coordinator:8890/);
+    expect(sidecar).toMatch(/autonomy-coordinator-0\.autonomy-coordinator:8890,https:\/\/autonomy-coordinator-1\.autonomy-coordinator:8890,https:\/\/autonomy-coordinator-2/);
     const cli = new Set(["AUTONOMY_ORCHESTRATOR_URL", "AUTONOMY_OPERATOR", "AUTONOMY_AUDIT_DIR", "AUTONOMY_TOKEN", "AUTONOMY_TLS_CERT", "AUTONOMY_TLS_KEY", "AUTONOMY_TLS_CA"]);
     for (const name of envNames(sidecar)) expect(agentEnv.has(name) || cli.has(name), `${name} in agent-sidecar.yaml`).toBe(true);
     for (const name of envNames(coordinator)) expect(coordinatorEnv.has(name) || cli.has(name), `${name} in coordinator.yaml`).toBe(true);

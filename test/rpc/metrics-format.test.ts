@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { agentHttpRoutes } from "../../agent/serve/http-routes.js";
 import { agentMetrics } from "../../agent/serve/metrics.js";
-import { coordinatorMetrics, type MetricsSnapshot } from "../../coordinator/live/metrics.js";
+import { coordinatorMetrics, tierMetrics, type MetricsSnapshot } from "../../coordinator/live/metrics.js";
 import { leaderReport, localDb, node, replication } from "../../coordinator/view/builders.js";
 import { noLeader } from "../../core/model.js";
 import { listenerMetrics } from "../../rpc/auth/listener-metrics.js";
@@ -74,9 +74,13 @@ const kept: Record<string, "gauge" | "counter"> = {
   autonomy_ha_intruders_detected_total: "counter",
   autonomy_ha_intruders_terminated_total: "counter",
   autonomy_ha_leader_watchers: "gauge",
+  autonomy_ha_coordinator_active: "gauge",
+  autonomy_ha_coordinator_term: "gauge",
 };
 
-const allAutonomy = () => Promise.all([agentMetrics(() => agentReport), listenerMetrics(undefined, "127.0.0.1"), coordinatorMetrics(() => snapshot())].map((r) => r.metrics())).then((t) => t.join("\n"));
+const tier = { role: () => ({ role: "active" as const, term: 3, coordinatorId: "coord-a", activeUrl: "http://coord-a:8890", activeId: "coord-a" }), acting: () => true };
+const allAutonomy = () =>
+  Promise.all([agentMetrics(() => agentReport), listenerMetrics(undefined, "127.0.0.1"), coordinatorMetrics(() => snapshot()), tierMetrics(tier)].map((r) => r.metrics())).then((t) => t.join("\n"));
 
 describe("/metrics", () => {
   let server: Server | undefined;

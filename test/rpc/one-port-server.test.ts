@@ -49,6 +49,7 @@ describe("one port serves gRPC (with reflection and health) and HTTP/1.1 JSON", 
           queryAudit: unimplemented,
           setMaintenance: unimplemented,
           getHistory: unimplemented,
+          listClusters: unimplemented,
         }),
       ],
     });

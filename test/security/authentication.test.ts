@@ -69,6 +69,7 @@ describe("authentication and authorization on one TLS port", () => {
       queryAudit: async () => ({ events: [] }),
       setMaintenance: async (_req, ctx) => (record("setMaintenance", ctx), { paused: true }),
       getHistory: async () => ({ epochs: [] }),
+      listClusters: async () => ({ clusters: [] }),
     });
     const agent = registration(AgentService, {
       async *connect(_requests, ctx) {

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file autonomy/ha/v1/admin.proto.
  */
 export const file_autonomy_ha_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChphdXRvbm9teS9oYS92MS9hZG1pbi5wcm90bxIOYXV0b25vbXkuaGEudjEiNwoQR2V0U3RhdHVzUmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEg8KB25vZGVfaWQYAiABKAkibQoMUXVvcnVtU3RhdHVzEhMKC3dyaXRlX3JlYWR5GAEgASgIEhUKDXN5bmNfcmVwbGljYXMYAiABKA0SGQoRbWluX3N5bmNfcmVwbGljYXMYAyABKA0SFgoOdW5rbm93bl9yZWFzb24YBCABKAkirwMKCk5vZGVTdGF0dXMSDwoHbm9kZV9pZBgBIAEoCRImCgRyb2xlGAIgASgOMhguYXV0b25vbXkuaGEudjEuTm9kZVJvbGUSEQoJY29ubmVjdGVkGAMgASgIEhkKEXNlc3Npb25fbG9ja19oZWxkGAQgASgIEhMKC3dyaXRlX3JlYWR5GAUgASgIEg0KBWVwb2NoGAYgASgEEhAKCHByaW9yaXR5GAcgASgFEhIKCm5vZmFpbG92ZXIYCCABKAgSLQoKbGFnX3N0YXR1cxgJIAEoDjIZLmF1dG9ub215LmhhLnYxLkxhZ1N0YXR1cxIaChJyZXBsYXlfbGFnX3NlY29uZHMYCiABKAESMgoObGFzdF9yZXBvcnRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGVuZHBvaW50GAwgASgJEhoKEndyaXRlX3JlYWR5X3JlYXNvbhgNIAEoCRIYChBsb2NrX2RhdGFiYXNlX2lkGA4gASgJEg0KBXN0YWxlGA8gASgIEhoKEmxhc3RfcmVwb3J0X2FnZV9tcxgQIAEoBCKgBAoRR2V0U3RhdHVzUmVzcG9uc2USEgoKY2x1c3Rlcl9pZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEgwKBHJvbGUYAyABKAkSGQoRc2Vzc2lvbl9sb2NrX2hlbGQYBCABKAgSEwoLd3JpdGVfcmVhZHkYBSABKAgSLgoKcXVlcmllZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGbGVhZGVyGAcgASgLMhouYXV0b25vbXkuaGEudjEuTGVhZGVySW5mbxIsCgZxdW9ydW0YCCABKAsyHC5hdXRvbm9teS5oYS52MS5RdW9ydW1TdGF0dXMSNgoLcmVwbGljYXRpb24YCSABKAsyIS5hdXRvbm9teS5oYS52MS5SZXBsaWNhdGlvblN0YXR1cxIpCgVub2RlcxgKIAMoCzIaLmF1dG9ub215LmhhLnYxLk5vZGVTdGF0dXMSEwoLbWFpbnRlbmFuY2UYCyABKAgSHAoUc3BsaXRfYnJhaW5fZGV0ZWN0ZWQYDCABKAgSEwoLYW5zd2VyZWRfYnkYDSABKAkSFgoOZGF0YWJhc2VfZXJyb3IYDiABKAkSDQoFc3RhbGUYDyABKAgSGgoSbGFzdF9yZXBvcnRfYWdlX21zGBAgASgEEjAKCGRhdGFiYXNlGBEgASgLMh4uYXV0b25vbXkuaGEudjEuRGF0YWJhc2VTdGF0dXMirwIKDkRhdGFiYXNlU3RhdHVzEhUKDXdyaXRlc191c2FibGUYASABKAgSDgoGcmVhc29uGAIgASgJEhkKEXN5c3RlbV9pZGVudGlmaWVyGAMgASgJEhAKCHRpbWVsaW5lGAQgASgNEhQKDHByaW1hcnlfaG9zdBgFIAEoCRITCgt3cml0ZXJfbm9kZRgGIAEoCRIVCg13cml0ZXJfcmVnaW9uGAcgASgJEhUKDWhpZ2hlc3RfZXBvY2gYCCABKAQSNQoRbGFzdF9wcm9tb3Rpb25fYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFWxhc3RfcHJvbW90aW9uX3J0b19tcxgKIAEoBBIaChJjb29yZGluYXRvcl9yZWdpb24YCyABKAkiiwEKFlRyaWdnZXJGYWlsb3ZlclJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIQCghvcGVyYXRvchgCIAEoCRIOCgZyZWFzb24YAyABKAkSDQoFZm9yY2UYBCABKAgSEwoLdGFyZ2V0X25vZGUYBSABKAkSFwoPZXhwZWN0ZWRfbGVhZGVyGAYgASgJItgBChdUcmlnZ2VyRmFpbG92ZXJSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhcKD3ByZXZpb3VzX2hvbGRlchgCIAEoCRIWCg5wcmV2aW91c19lcG9jaBgDIAEoBBIvCgtyZXNpZ25lZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbmV3X2hvbGRlchgFIAEoCRIRCgluZXdfZXBvY2gYBiABKAQSDwoHbWVzc2FnZRgHIAEoCRISCgpyZXF1ZXN0X2lkGAggASgJIi0KF0RldGVjdFNwbGl0QnJhaW5SZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkiRQoTU3BsaXRCcmFpbkNyaXRlcmlvbhIMCgRuYW1lGAEgASgJEhAKCGRldGVjdGVkGAIgASgIEg4KBmRldGFpbBgDIAEoCSKxAgoYRGV0ZWN0U3BsaXRCcmFpblJlc3BvbnNlEhwKFHNwbGl0X2JyYWluX2RldGVjdGVkGAEgASgIEi8KC2RldGVjdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBlcG9jaF9kaXZlcmdlbmNlGAMgASgIEhcKD2hvbGRlcl9taXNtYXRjaBgEIAEoCBIXCg91bmNsb3NlZF9lcG9jaHMYBSABKA0SNQoIY3JpdGVyaWEYBiADKAsyIy5hdXRvbm9teS5oYS52MS5TcGxpdEJyYWluQ3JpdGVyaW9uEhMKC2V4cGxhbmF0aW9uGAcgASgJEi4KCmNoZWNrZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqgBChhSZWNvdmVyU3BsaXRCcmFpblJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIyCghzdHJhdGVneRgCIAEoDjIgLmF1dG9ub215LmhhLnYxLlJlY292ZXJ5U3RyYXRlZ3kSEAoIb3BlcmF0b3IYAyABKAkSDgoGcmVhc29uGAQgASgJEg0KBWZvcmNlGAUgASgIEhMKC3RhcmdldF9ub2RlGAYgASgJIs8BChlSZWNvdmVyU3BsaXRCcmFpblJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEAoIc3RyYXRlZ3kYAiABKAkSMAoMcmVjb3ZlcmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAQgASgJEhEKCWxlYWRlcl9pZBgFIAEoCRINCgVlcG9jaBgGIAEoBBIWCg5yZXNpZ25lZF9ub2RlcxgHIAMoCRISCgpyZXF1ZXN0X2lkGAggASgJIoEBChFRdWVyeUF1ZGl0UmVxdWVzdBIQCghjYXRlZ29yeRgBIAEoCRIMCgR0eXBlGAIgASgJEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgEIAEoDRISCgpjbHVzdGVyX2lkGAUgASgJIpgCCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGNhdGVnb3J5GAMgASgJEgwKBHR5cGUYBCABKAkSEAoIb3BlcmF0b3IYBSABKAkSDgoGcmVhc29uGAYgASgJEhIKCnJlcXVlc3RfaWQYByABKAkSDgoGY2FsbGVyGAggASgJEg8KB25vZGVfaWQYCSABKAkSDQoFZXBvY2gYCiABKAQSEgoKY2x1c3Rlcl9pZBgLIAEoCRIPCgdtZXNzYWdlGAwgASgJEikKCGV2aWRlbmNlGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJAChJRdWVyeUF1ZGl0UmVzcG9uc2USKgoGZXZlbnRzGAEgAygLMhouYXV0b25vbXkuaGEudjEuQXVkaXRFdmVudCJdChVTZXRNYWludGVuYW5jZVJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIOCgZwYXVzZWQYAiABKAgSEAoIb3BlcmF0b3IYAyABKAkSDgoGcmVhc29uGAQgASgJImkKFlNldE1haW50ZW5hbmNlUmVzcG9uc2USDgoGcGF1c2VkGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSLgoKY2hhbmdlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNgoRR2V0SGlzdG9yeVJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRINCgVsaW1pdBgCIAEoDSKdAgoLRXBvY2hSZWNvcmQSDQoFZXBvY2gYASABKAQSEQoJaG9sZGVyX2lkGAIgASgJEi8KC2FjcXVpcmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNpZ25lZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZW5kX3JlYXNvbhgFIAEoCRIQCghvcGVyYXRvchgGIAEoCRIOCgZyZWFzb24YByABKAkSEQoJb3BlbmVkX2J5GAggASgJEhAKCGVuZGVkX2J5GAkgASgJEhQKDGVuZF9vcGVyYXRvchgKIAEoCRIZChFlbmRfYWN0aW9uX3JlYXNvbhgLIAEoCSJBChJHZXRIaXN0b3J5UmVzcG9uc2USKwoGZXBvY2hzGAEgAygLMhsuYXV0b25vbXkuaGEudjEuRXBvY2hSZWNvcmQqgwEKEFJlY292ZXJ5U3RyYXRlZ3kSIQodUkVDT1ZFUllfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIkCiBSRUNPVkVSWV9TVFJBVEVHWV9QUk9NT1RFX0xFQURFUhABEiYKIlJFQ09WRVJZX1NUUkFURUdZX01BTlVBTF9SRUNPTkNJTEUQAjKiBQoOSGFBZG1pblNlcnZpY2USUAoJR2V0U3RhdHVzEiAuYXV0b25vbXkuaGEudjEuR2V0U3RhdHVzUmVxdWVzdBohLmF1dG9ub215LmhhLnYxLkdldFN0YXR1c1Jlc3BvbnNlEmIKD1RyaWdnZXJGYWlsb3ZlchImLmF1dG9ub215LmhhLnYxLlRyaWdnZXJGYWlsb3ZlclJlcXVlc3QaJy5hdXRvbm9teS5oYS52MS5UcmlnZ2VyRmFpbG92ZXJSZXNwb25zZRJlChBEZXRlY3RTcGxpdEJyYWluEicuYXV0b25vbXkuaGEudjEuRGV0ZWN0U3BsaXRCcmFpblJlcXVlc3QaKC5hdXRvbm9teS5oYS52MS5EZXRlY3RTcGxpdEJyYWluUmVzcG9uc2USaAoRUmVjb3ZlclNwbGl0QnJhaW4SKC5hdXRvbm9teS5oYS52MS5SZWNvdmVyU3BsaXRCcmFpblJlcXVlc3QaKS5hdXRvbm9teS5oYS52MS5SZWNvdmVyU3BsaXRCcmFpblJlc3BvbnNlElMKClF1ZXJ5QXVkaXQSIS5hdXRvbm9teS5oYS52MS5RdWVyeUF1ZGl0UmVxdWVzdBoiLmF1dG9ub215LmhhLnYxLlF1ZXJ5QXVkaXRSZXNwb25zZRJfCg5TZXRNYWludGVuYW5jZRIlLmF1dG9ub215LmhhLnYxLlNldE1haW50ZW5hbmNlUmVxdWVzdBomLmF1dG9ub215LmhhLnYxLlNldE1haW50ZW5hbmNlUmVzcG9uc2USUwoKR2V0SGlzdG9yeRIhLmF1dG9ub215LmhhLnYxLkdldEhpc3RvcnlSZXF1ZXN0GiIuYXV0b25vbXkuaGEudjEuR2V0SGlzdG9yeVJlc3BvbnNlYgZwcm90bzM", [file_autonomy_ha_v1_types, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChphdXRvbm9teS9oYS92MS9hZG1pbi5wcm90bxIOYXV0b25vbXkuaGEudjEiNwoQR2V0U3RhdHVzUmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEg8KB25vZGVfaWQYAiABKAkibQoMUXVvcnVtU3RhdHVzEhMKC3dyaXRlX3JlYWR5GAEgASgIEhUKDXN5bmNfcmVwbGljYXMYAiABKA0SGQoRbWluX3N5bmNfcmVwbGljYXMYAyABKA0SFgoOdW5rbm93bl9yZWFzb24YBCABKAkirwMKCk5vZGVTdGF0dXMSDwoHbm9kZV9pZBgBIAEoCRImCgRyb2xlGAIgASgOMhguYXV0b25vbXkuaGEudjEuTm9kZVJvbGUSEQoJY29ubmVjdGVkGAMgASgIEhkKEXNlc3Npb25fbG9ja19oZWxkGAQgASgIEhMKC3dyaXRlX3JlYWR5GAUgASgIEg0KBWVwb2NoGAYgASgEEhAKCHByaW9yaXR5GAcgASgFEhIKCm5vZmFpbG92ZXIYCCABKAgSLQoKbGFnX3N0YXR1cxgJIAEoDjIZLmF1dG9ub215LmhhLnYxLkxhZ1N0YXR1cxIaChJyZXBsYXlfbGFnX3NlY29uZHMYCiABKAESMgoObGFzdF9yZXBvcnRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGVuZHBvaW50GAwgASgJEhoKEndyaXRlX3JlYWR5X3JlYXNvbhgNIAEoCRIYChBsb2NrX2RhdGFiYXNlX2lkGA4gASgJEg0KBXN0YWxlGA8gASgIEhoKEmxhc3RfcmVwb3J0X2FnZV9tcxgQIAEoBCLYBAoRR2V0U3RhdHVzUmVzcG9uc2USEgoKY2x1c3Rlcl9pZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEgwKBHJvbGUYAyABKAkSGQoRc2Vzc2lvbl9sb2NrX2hlbGQYBCABKAgSEwoLd3JpdGVfcmVhZHkYBSABKAgSLgoKcXVlcmllZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGbGVhZGVyGAcgASgLMhouYXV0b25vbXkuaGEudjEuTGVhZGVySW5mbxIsCgZxdW9ydW0YCCABKAsyHC5hdXRvbm9teS5oYS52MS5RdW9ydW1TdGF0dXMSNgoLcmVwbGljYXRpb24YCSABKAsyIS5hdXRvbm9teS5oYS52MS5SZXBsaWNhdGlvblN0YXR1cxIpCgVub2RlcxgKIAMoCzIaLmF1dG9ub215LmhhLnYxLk5vZGVTdGF0dXMSEwoLbWFpbnRlbmFuY2UYCyABKAgSHAoUc3BsaXRfYnJhaW5fZGV0ZWN0ZWQYDCABKAgSEwoLYW5zd2VyZWRfYnkYDSABKAkSFgoOZGF0YWJhc2VfZXJyb3IYDiABKAkSDQoFc3RhbGUYDyABKAgSGgoSbGFzdF9yZXBvcnRfYWdlX21zGBAgASgEEjAKCGRhdGFiYXNlGBEgASgLMh4uYXV0b25vbXkuaGEudjEuRGF0YWJhc2VTdGF0dXMSNgoLY29vcmRpbmF0b3IYEiABKAsyIS5hdXRvbm9teS5oYS52MS5Db29yZGluYXRvclN0YXR1cyJuChFDb29yZGluYXRvclN0YXR1cxIWCg5jb29yZGluYXRvcl9pZBgBIAEoCRIMCgRyb2xlGAIgASgJEgwKBHRlcm0YAyABKAQSEQoJYWN0aXZlX2lkGAQgASgJEhIKCmFjdGl2ZV91cmwYBSABKAkirwIKDkRhdGFiYXNlU3RhdHVzEhUKDXdyaXRlc191c2FibGUYASABKAgSDgoGcmVhc29uGAIgASgJEhkKEXN5c3RlbV9pZGVudGlmaWVyGAMgASgJEhAKCHRpbWVsaW5lGAQgASgNEhQKDHByaW1hcnlfaG9zdBgFIAEoCRITCgt3cml0ZXJfbm9kZRgGIAEoCRIVCg13cml0ZXJfcmVnaW9uGAcgASgJEhUKDWhpZ2hlc3RfZXBvY2gYCCABKAQSNQoRbGFzdF9wcm9tb3Rpb25fYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFWxhc3RfcHJvbW90aW9uX3J0b19tcxgKIAEoBBIaChJjb29yZGluYXRvcl9yZWdpb24YCyABKAkiiwEKFlRyaWdnZXJGYWlsb3ZlclJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIQCghvcGVyYXRvchgCIAEoCRIOCgZyZWFzb24YAyABKAkSDQoFZm9yY2UYBCABKAgSEwoLdGFyZ2V0X25vZGUYBSABKAkSFwoPZXhwZWN0ZWRfbGVhZGVyGAYgASgJItgBChdUcmlnZ2VyRmFpbG92ZXJSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhcKD3ByZXZpb3VzX2hvbGRlchgCIAEoCRIWCg5wcmV2aW91c19lcG9jaBgDIAEoBBIvCgtyZXNpZ25lZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbmV3X2hvbGRlchgFIAEoCRIRCgluZXdfZXBvY2gYBiABKAQSDwoHbWVzc2FnZRgHIAEoCRISCgpyZXF1ZXN0X2lkGAggASgJIi0KF0RldGVjdFNwbGl0QnJhaW5SZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkiRQoTU3BsaXRCcmFpbkNyaXRlcmlvbhIMCgRuYW1lGAEgASgJEhAKCGRldGVjdGVkGAIgASgIEg4KBmRldGFpbBgDIAEoCSKxAgoYRGV0ZWN0U3BsaXRCcmFpblJlc3BvbnNlEhwKFHNwbGl0X2JyYWluX2RldGVjdGVkGAEgASgIEi8KC2RldGVjdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBlcG9jaF9kaXZlcmdlbmNlGAMgASgIEhcKD2hvbGRlcl9taXNtYXRjaBgEIAEoCBIXCg91bmNsb3NlZF9lcG9jaHMYBSABKA0SNQoIY3JpdGVyaWEYBiADKAsyIy5hdXRvbm9teS5oYS52MS5TcGxpdEJyYWluQ3JpdGVyaW9uEhMKC2V4cGxhbmF0aW9uGAcgASgJEi4KCmNoZWNrZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqgBChhSZWNvdmVyU3BsaXRCcmFpblJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIyCghzdHJhdGVneRgCIAEoDjIgLmF1dG9ub215LmhhLnYxLlJlY292ZXJ5U3RyYXRlZ3kSEAoIb3BlcmF0b3IYAyABKAkSDgoGcmVhc29uGAQgASgJEg0KBWZvcmNlGAUgASgIEhMKC3RhcmdldF9ub2RlGAYgASgJIs8BChlSZWNvdmVyU3BsaXRCcmFpblJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEAoIc3RyYXRlZ3kYAiABKAkSMAoMcmVjb3ZlcmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAQgASgJEhEKCWxlYWRlcl9pZBgFIAEoCRINCgVlcG9jaBgGIAEoBBIWCg5yZXNpZ25lZF9ub2RlcxgHIAMoCRISCgpyZXF1ZXN0X2lkGAggASgJIoEBChFRdWVyeUF1ZGl0UmVxdWVzdBIQCghjYXRlZ29yeRgBIAEoCRIMCgR0eXBlGAIgASgJEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgEIAEoDRISCgpjbHVzdGVyX2lkGAUgASgJIpgCCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGNhdGVnb3J5GAMgASgJEgwKBHR5cGUYBCABKAkSEAoIb3BlcmF0b3IYBSABKAkSDgoGcmVhc29uGAYgASgJEhIKCnJlcXVlc3RfaWQYByABKAkSDgoGY2FsbGVyGAggASgJEg8KB25vZGVfaWQYCSABKAkSDQoFZXBvY2gYCiABKAQSEgoKY2x1c3Rlcl9pZBgLIAEoCRIPCgdtZXNzYWdlGAwgASgJEikKCGV2aWRlbmNlGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJAChJRdWVyeUF1ZGl0UmVzcG9uc2USKgoGZXZlbnRzGAEgAygLMhouYXV0b25vbXkuaGEudjEuQXVkaXRFdmVudCJdChVTZXRNYWludGVuYW5jZVJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIOCgZwYXVzZWQYAiABKAgSEAoIb3BlcmF0b3IYAyABKAkSDgoGcmVhc29uGAQgASgJImkKFlNldE1haW50ZW5hbmNlUmVzcG9uc2USDgoGcGF1c2VkGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSLgoKY2hhbmdlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNgoRR2V0SGlzdG9yeVJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRINCgVsaW1pdBgCIAEoDSKdAgoLRXBvY2hSZWNvcmQSDQoFZXBvY2gYASABKAQSEQoJaG9sZGVyX2lkGAIgASgJEi8KC2FjcXVpcmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNpZ25lZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZW5kX3JlYXNvbhgFIAEoCRIQCghvcGVyYXRvchgGIAEoCRIOCgZyZWFzb24YByABKAkSEQoJb3BlbmVkX2J5GAggASgJEhAKCGVuZGVkX2J5GAkgASgJEhQKDGVuZF9vcGVyYXRvchgKIAEoCRIZChFlbmRfYWN0aW9uX3JlYXNvbhgLIAEoCSJBChJHZXRIaXN0b3J5UmVzcG9uc2USKwoGZXBvY2hzGAEgAygLMhsuYXV0b25vbXkuaGEudjEuRXBvY2hSZWNvcmQiFQoTTGlzdENsdXN0ZXJzUmVxdWVzdCLDAQoOQ2x1c3RlclN1bW1hcnkSEgoKY2x1c3Rlcl9pZBgBIAEoCRIqCgZsZWFkZXIYAiABKAsyGi5hdXRvbm9teS5oYS52MS5MZWFkZXJJbmZvEg0KBW5vZGVzGAMgASgNEhcKD2Nvbm5lY3RlZF9ub2RlcxgEIAEoDRITCgttYWludGVuYW5jZRgFIAEoCBIcChRzcGxpdF9icmFpbl9kZXRlY3RlZBgGIAEoCBIWCg5kYXRhYmFzZV9lcnJvchgHIAEoCSKAAQoUTGlzdENsdXN0ZXJzUmVzcG9uc2USMAoIY2x1c3RlcnMYASADKAsyHi5hdXRvbm9teS5oYS52MS5DbHVzdGVyU3VtbWFyeRI2Cgtjb29yZGluYXRvchgCIAEoCzIhLmF1dG9ub215LmhhLnYxLkNvb3JkaW5hdG9yU3RhdHVzKoMBChBSZWNvdmVyeVN0cmF0ZWd5EiEKHVJFQ09WRVJZX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASJAogUkVDT1ZFUllfU1RSQVRFR1lfUFJPTU9URV9MRUFERVIQARImCiJSRUNPVkVSWV9TVFJBVEVHWV9NQU5VQUxfUkVDT05DSUxFEAIy/QUKDkhhQWRtaW5TZXJ2aWNlElAKCUdldFN0YXR1cxIgLmF1dG9ub215LmhhLnYxLkdldFN0YXR1c1JlcXVlc3QaIS5hdXRvbm9teS5oYS52MS5HZXRTdGF0dXNSZXNwb25zZRJiCg9UcmlnZ2VyRmFpbG92ZXISJi5hdXRvbm9teS5oYS52MS5UcmlnZ2VyRmFpbG92ZXJSZXF1ZXN0GicuYXV0b25vbXkuaGEudjEuVHJpZ2dlckZhaWxvdmVyUmVzcG9uc2USZQoQRGV0ZWN0U3BsaXRCcmFpbhInLmF1dG9ub215LmhhLnYxLkRldGVjdFNwbGl0QnJhaW5SZXF1ZXN0GiguYXV0b25vbXkuaGEudjEuRGV0ZWN0U3BsaXRCcmFpblJlc3BvbnNlEmgKEVJlY292ZXJTcGxpdEJyYWluEiguYXV0b25vbXkuaGEudjEuUmVjb3ZlclNwbGl0QnJhaW5SZXF1ZXN0GikuYXV0b25vbXkuaGEudjEuUmVjb3ZlclNwbGl0QnJhaW5SZXNwb25zZRJTCgpRdWVyeUF1ZGl0EiEuYXV0b25vbXkuaGEudjEuUXVlcnlBdWRpdFJlcXVlc3QaIi5hdXRvbm9teS5oYS52MS5RdWVyeUF1ZGl0UmVzcG9uc2USXwoOU2V0TWFpbnRlbmFuY2USJS5hdXRvbm9teS5oYS52MS5TZXRNYWludGVuYW5jZVJlcXVlc3QaJi5hdXRvbm9teS5oYS52MS5TZXRNYWludGVuYW5jZVJlc3BvbnNlElMKCkdldEhpc3RvcnkSIS5hdXRvbm9teS5oYS52MS5HZXRIaXN0b3J5UmVxdWVzdBoiLmF1dG9ub215LmhhLnYxLkdldEhpc3RvcnlSZXNwb25zZRJZCgxMaXN0Q2x1c3RlcnMSIy5hdXRvbm9teS5oYS52MS5MaXN0Q2x1c3RlcnNSZXF1ZXN0GiQuYXV0b25vbXkuaGEudjEuTGlzdENsdXN0ZXJzUmVzcG9uc2ViBnByb3RvMw", [file_autonomy_ha_v1_types, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * GetStatusRequest asks for status.
@@ -345,6 +345,14 @@ export type GetStatusResponse = Message<"autonomy.ha.v1.GetStatusResponse"> & {
    * @generated from field: autonomy.ha.v1.DatabaseStatus database = 17;
    */
   database?: DatabaseStatus | undefined;
+
+  /**
+   * The coordinator tier: whether the answering coordinator is the active one
+   * and which one is. Unset when answered by an agent.
+   *
+   * @generated from field: autonomy.ha.v1.CoordinatorStatus coordinator = 18;
+   */
+  coordinator?: CoordinatorStatus | undefined;
 };
 
 /**
@@ -353,6 +361,56 @@ export type GetStatusResponse = Message<"autonomy.ha.v1.GetStatusResponse"> & {
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
   messageDesc(file_autonomy_ha_v1_admin, 3);
+
+/**
+ * CoordinatorStatus is the coordinator tier as the answering coordinator sees it.
+ *
+ * @generated from message autonomy.ha.v1.CoordinatorStatus
+ */
+export type CoordinatorStatus = Message<"autonomy.ha.v1.CoordinatorStatus"> & {
+  /**
+   * This coordinator's id.
+   *
+   * @generated from field: string coordinator_id = 1;
+   */
+  coordinatorId: string;
+
+  /**
+   * "active" (it acts: orders, failovers, audit) or "standby" (it serves reads
+   * and redirects mutations to the active one).
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * The active coordinator's term (0 while none is known).
+   *
+   * @generated from field: uint64 term = 3;
+   */
+  term: bigint;
+
+  /**
+   * The active coordinator's id and URL (empty while none is known).
+   *
+   * @generated from field: string active_id = 4;
+   */
+  activeId: string;
+
+  /**
+   * The URL the active coordinator advertised.
+   *
+   * @generated from field: string active_url = 5;
+   */
+  activeUrl: string;
+};
+
+/**
+ * Describes the message autonomy.ha.v1.CoordinatorStatus.
+ * Use `create(CoordinatorStatusSchema)` to create a new message.
+ */
+export const CoordinatorStatusSchema: GenMessage<CoordinatorStatus> = /*@__PURE__*/
+  messageDesc(file_autonomy_ha_v1_admin, 4);
 
 /**
  * DatabaseStatus is the writer as the database shows it: the authoritative
@@ -446,7 +504,7 @@ export type DatabaseStatus = Message<"autonomy.ha.v1.DatabaseStatus"> & {
  * Use `create(DatabaseStatusSchema)` to create a new message.
  */
 export const DatabaseStatusSchema: GenMessage<DatabaseStatus> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 4);
+  messageDesc(file_autonomy_ha_v1_admin, 5);
 
 /**
  * TriggerFailoverRequest asks for a planned failover.
@@ -503,7 +561,7 @@ export type TriggerFailoverRequest = Message<"autonomy.ha.v1.TriggerFailoverRequ
  * Use `create(TriggerFailoverRequestSchema)` to create a new message.
  */
 export const TriggerFailoverRequestSchema: GenMessage<TriggerFailoverRequest> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 5);
+  messageDesc(file_autonomy_ha_v1_admin, 6);
 
 /**
  * TriggerFailoverResponse is the seed runbook's failover result.
@@ -573,7 +631,7 @@ export type TriggerFailoverResponse = Message<"autonomy.ha.v1.TriggerFailoverRes
  * Use `create(TriggerFailoverResponseSchema)` to create a new message.
  */
 export const TriggerFailoverResponseSchema: GenMessage<TriggerFailoverResponse> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 6);
+  messageDesc(file_autonomy_ha_v1_admin, 7);
 
 /**
  * DetectSplitBrainRequest asks for split-brain detection.
@@ -594,7 +652,7 @@ export type DetectSplitBrainRequest = Message<"autonomy.ha.v1.DetectSplitBrainRe
  * Use `create(DetectSplitBrainRequestSchema)` to create a new message.
  */
 export const DetectSplitBrainRequestSchema: GenMessage<DetectSplitBrainRequest> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 7);
+  messageDesc(file_autonomy_ha_v1_admin, 8);
 
 /**
  * SplitBrainCriterion is one detection criterion and its evidence.
@@ -630,7 +688,7 @@ export type SplitBrainCriterion = Message<"autonomy.ha.v1.SplitBrainCriterion"> 
  * Use `create(SplitBrainCriterionSchema)` to create a new message.
  */
 export const SplitBrainCriterionSchema: GenMessage<SplitBrainCriterion> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 8);
+  messageDesc(file_autonomy_ha_v1_admin, 9);
 
 /**
  * DetectSplitBrainResponse carries the seed runbook's fields plus every criterion.
@@ -700,7 +758,7 @@ export type DetectSplitBrainResponse = Message<"autonomy.ha.v1.DetectSplitBrainR
  * Use `create(DetectSplitBrainResponseSchema)` to create a new message.
  */
 export const DetectSplitBrainResponseSchema: GenMessage<DetectSplitBrainResponse> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 9);
+  messageDesc(file_autonomy_ha_v1_admin, 10);
 
 /**
  * RecoverSplitBrainRequest asks for recovery.
@@ -757,7 +815,7 @@ export type RecoverSplitBrainRequest = Message<"autonomy.ha.v1.RecoverSplitBrain
  * Use `create(RecoverSplitBrainRequestSchema)` to create a new message.
  */
 export const RecoverSplitBrainRequestSchema: GenMessage<RecoverSplitBrainRequest> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 10);
+  messageDesc(file_autonomy_ha_v1_admin, 11);
 
 /**
  * RecoverSplitBrainResponse is the seed runbook's recovery result.
@@ -827,7 +885,7 @@ export type RecoverSplitBrainResponse = Message<"autonomy.ha.v1.RecoverSplitBrai
  * Use `create(RecoverSplitBrainResponseSchema)` to create a new message.
  */
 export const RecoverSplitBrainResponseSchema: GenMessage<RecoverSplitBrainResponse> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 11);
+  messageDesc(file_autonomy_ha_v1_admin, 12);
 
 /**
  * QueryAuditRequest filters the audit log.
@@ -876,7 +934,7 @@ export type QueryAuditRequest = Message<"autonomy.ha.v1.QueryAuditRequest"> & {
  * Use `create(QueryAuditRequestSchema)` to create a new message.
  */
 export const QueryAuditRequestSchema: GenMessage<QueryAuditRequest> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 12);
+  messageDesc(file_autonomy_ha_v1_admin, 13);
 
 /**
  * AuditEvent is one line of the audit log.
@@ -981,7 +1039,7 @@ export type AuditEvent = Message<"autonomy.ha.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 13);
+  messageDesc(file_autonomy_ha_v1_admin, 14);
 
 /**
  * QueryAuditResponse is the matching events, oldest first.
@@ -1002,7 +1060,7 @@ export type QueryAuditResponse = Message<"autonomy.ha.v1.QueryAuditResponse"> & 
  * Use `create(QueryAuditResponseSchema)` to create a new message.
  */
 export const QueryAuditResponseSchema: GenMessage<QueryAuditResponse> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 14);
+  messageDesc(file_autonomy_ha_v1_admin, 15);
 
 /**
  * SetMaintenanceRequest pauses or resumes automatic actions.
@@ -1044,7 +1102,7 @@ export type SetMaintenanceRequest = Message<"autonomy.ha.v1.SetMaintenanceReques
  * Use `create(SetMaintenanceRequestSchema)` to create a new message.
  */
 export const SetMaintenanceRequestSchema: GenMessage<SetMaintenanceRequest> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 15);
+  messageDesc(file_autonomy_ha_v1_admin, 16);
 
 /**
  * SetMaintenanceResponse confirms the mode.
@@ -1079,7 +1137,7 @@ export type SetMaintenanceResponse = Message<"autonomy.ha.v1.SetMaintenanceRespo
  * Use `create(SetMaintenanceResponseSchema)` to create a new message.
  */
 export const SetMaintenanceResponseSchema: GenMessage<SetMaintenanceResponse> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 16);
+  messageDesc(file_autonomy_ha_v1_admin, 17);
 
 /**
  * GetHistoryRequest asks for the epoch history.
@@ -1107,7 +1165,7 @@ export type GetHistoryRequest = Message<"autonomy.ha.v1.GetHistoryRequest"> & {
  * Use `create(GetHistoryRequestSchema)` to create a new message.
  */
 export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 17);
+  messageDesc(file_autonomy_ha_v1_admin, 18);
 
 /**
  * EpochRecord is one row of leader_epochs, with the audit trail's who and why.
@@ -1201,7 +1259,7 @@ export type EpochRecord = Message<"autonomy.ha.v1.EpochRecord"> & {
  * Use `create(EpochRecordSchema)` to create a new message.
  */
 export const EpochRecordSchema: GenMessage<EpochRecord> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 18);
+  messageDesc(file_autonomy_ha_v1_admin, 19);
 
 /**
  * GetHistoryResponse is the epochs, newest first.
@@ -1222,7 +1280,111 @@ export type GetHistoryResponse = Message<"autonomy.ha.v1.GetHistoryResponse"> & 
  * Use `create(GetHistoryResponseSchema)` to create a new message.
  */
 export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_autonomy_ha_v1_admin, 19);
+  messageDesc(file_autonomy_ha_v1_admin, 20);
+
+/**
+ * ListClustersRequest asks for every cluster the coordinator serves.
+ *
+ * @generated from message autonomy.ha.v1.ListClustersRequest
+ */
+export type ListClustersRequest = Message<"autonomy.ha.v1.ListClustersRequest"> & {
+};
+
+/**
+ * Describes the message autonomy.ha.v1.ListClustersRequest.
+ * Use `create(ListClustersRequestSchema)` to create a new message.
+ */
+export const ListClustersRequestSchema: GenMessage<ListClustersRequest> = /*@__PURE__*/
+  messageDesc(file_autonomy_ha_v1_admin, 21);
+
+/**
+ * ClusterSummary is one cluster as the answering coordinator sees it.
+ *
+ * @generated from message autonomy.ha.v1.ClusterSummary
+ */
+export type ClusterSummary = Message<"autonomy.ha.v1.ClusterSummary"> & {
+  /**
+   * The cluster id.
+   *
+   * @generated from field: string cluster_id = 1;
+   */
+  clusterId: string;
+
+  /**
+   * The leader (holder_id empty when none).
+   *
+   * @generated from field: autonomy.ha.v1.LeaderInfo leader = 2;
+   */
+  leader?: LeaderInfo | undefined;
+
+  /**
+   * How many nodes report, and how many of them are connected.
+   *
+   * @generated from field: uint32 nodes = 3;
+   */
+  nodes: number;
+
+  /**
+   * @generated from field: uint32 connected_nodes = 4;
+   */
+  connectedNodes: number;
+
+  /**
+   * Whether automatic actions are paused.
+   *
+   * @generated from field: bool maintenance = 5;
+   */
+  maintenance: boolean;
+
+  /**
+   * Whether a split-brain is present now.
+   *
+   * @generated from field: bool split_brain_detected = 6;
+   */
+  splitBrainDetected: boolean;
+
+  /**
+   * Why the coordinator cannot read this cluster's state; empty while it can.
+   *
+   * @generated from field: string database_error = 7;
+   */
+  databaseError: string;
+};
+
+/**
+ * Describes the message autonomy.ha.v1.ClusterSummary.
+ * Use `create(ClusterSummarySchema)` to create a new message.
+ */
+export const ClusterSummarySchema: GenMessage<ClusterSummary> = /*@__PURE__*/
+  messageDesc(file_autonomy_ha_v1_admin, 22);
+
+/**
+ * ListClustersResponse lists the clusters, in the coordinator's order.
+ *
+ * @generated from message autonomy.ha.v1.ListClustersResponse
+ */
+export type ListClustersResponse = Message<"autonomy.ha.v1.ListClustersResponse"> & {
+  /**
+   * The clusters.
+   *
+   * @generated from field: repeated autonomy.ha.v1.ClusterSummary clusters = 1;
+   */
+  clusters: ClusterSummary[];
+
+  /**
+   * The coordinator tier as the answering coordinator sees it.
+   *
+   * @generated from field: autonomy.ha.v1.CoordinatorStatus coordinator = 2;
+   */
+  coordinator?: CoordinatorStatus | undefined;
+};
+
+/**
+ * Describes the message autonomy.ha.v1.ListClustersResponse.
+ * Use `create(ListClustersResponseSchema)` to create a new message.
+ */
+export const ListClustersResponseSchema: GenMessage<ListClustersResponse> = /*@__PURE__*/
+  messageDesc(file_autonomy_ha_v1_admin, 23);
 
 /**
  * RecoveryStrategy is how to recover from a split-brain.
@@ -1340,6 +1502,16 @@ export const HaAdminService: GenService<{
     methodKind: "unary";
     input: typeof GetHistoryRequestSchema;
     output: typeof GetHistoryResponseSchema;
+  },
+  /**
+   * Lists every cluster this coordinator tier serves, with its leader.
+   *
+   * @generated from rpc autonomy.ha.v1.HaAdminService.ListClusters
+   */
+  listClusters: {
+    methodKind: "unary";
+    input: typeof ListClustersRequestSchema;
+    output: typeof ListClustersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_autonomy_ha_v1_admin, 0);
