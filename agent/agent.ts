@@ -115,6 +115,13 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       (err: unknown) => `its coordinator term cannot be checked in the lock database (${describeError(err)})`,
     );
     if (refusal === undefined) return elector.execute(command);
+    // A hold of a node that holds no term only takes it out of the race: it
+    // is obeyed unverified, so a node left on a superseded server (where the
+    // active coordinator's term cannot be read) is still contained.
+    if (command.action.kind === "hold" && !report().sessionLockHeld) {
+      log.warn({ command_id: command.commandId, coordinator_term: command.coordinatorTerm ?? 0 }, `obeying a hold whose coordinator term cannot be confirmed (${refusal}): it only keeps this node from campaigning`);
+      return elector.execute(command);
+    }
     log.warn({ command_id: command.commandId, action: command.action.kind, coordinator_term: command.coordinatorTerm ?? 0 }, `refused a ${command.action.kind} command: ${refusal}`);
     return { commandId: command.commandId, result: "refused", message: `refused: ${refusal}`, epoch: 0, resignedAt: undefined };
   };

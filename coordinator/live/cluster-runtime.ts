@@ -102,6 +102,7 @@ export async function startClusterRuntime(policy: CoordinatorPolicy, shared: Sha
     contain: shared.containSuperseded,
     serverFence: shared.serverFence,
     changed: () => void truth.refresh(),
+    acting: () => shared.tier.acting(),
   });
   const parts = { policy, sessions, truth, pool, schema, audit, clock, log, databases: failover, region: shared.region };
   // The engine attaches itself to the sessions and the poller; a recovery it
@@ -124,6 +125,7 @@ export async function startClusterRuntime(policy: CoordinatorPolicy, shared: Sha
     },
     standby: true,
     tier: shared.tier,
+    leaseValid: () => shared.commandTerm() !== undefined,
   });
   const watchers = { count: 0 };
   let polling: Promise<unknown> = Promise.resolve();

@@ -50,6 +50,12 @@ export interface DatabaseFailoverDeps {
   readonly serverFence: ServerFence;
   /** The database moved or a promotion was seen: read it again and re-evaluate. */
   readonly changed: () => void;
+  /**
+   * Whether this coordinator acts (the active one of its tier): a standby
+   * follows the authoritative primary for its reads but contains nothing
+   * (what a containment started, it finishes and audits). Default: always.
+   */
+  readonly acting?: () => boolean;
 }
 
 /**
@@ -90,7 +96,7 @@ export class DatabaseFailover {
         this.d.changed();
       }
     }
-    if (this.d.contain) for (const s of authority.supersededServers()) await this.contain(s);
+    if (this.d.contain && (this.d.acting?.() ?? true)) for (const s of authority.supersededServers()) await this.contain(s);
   }
 
   /**

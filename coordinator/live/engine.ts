@@ -49,6 +49,8 @@ export interface EngineDeps {
   readonly standby?: boolean;
   /** The tier this engine's coordinator belongs to (for the refusal a standby gives). */
   readonly tier?: CoordinatorTier;
+  /** Whether this coordinator's hold on the tier's lock is still proved (renewed within its lease). */
+  readonly leaseValid?: () => boolean;
 }
 
 /** The coordinator's state that outlives it, in the lock database. */
@@ -154,6 +156,15 @@ export class Engine {
   /** Whether this engine acts (the active coordinator) rather than only watching (a standby). */
   get isActing(): boolean {
     return this.acting;
+  }
+
+  /**
+   * Acting, and the tier's lease still valid: a coordinator that was paused
+   * past its lease stops at once, before its lock session's failure makes it
+   * a standby (EngineDeps.leaseValid).
+   */
+  private canAct(): boolean {
+    return this.acting && (this.deps.leaseValid?.() ?? true);
   }
 
   /**
@@ -346,7 +357,7 @@ export class Engine {
     this.trackIntruders(detectIntruders(view, this.deps.policy, now));
     const leader = leaderOf(view, this.deps.policy, now);
     this.trackLeader(leader, now);
-    if (!this.acting) return;
+    if (!this.canAct()) return;
     this.retryHoldClear();
     this.checkSettle(now);
     this.deps.databases?.observe(leader, view.db, now);
@@ -356,7 +367,7 @@ export class Engine {
   /** Called for every applied report. */
   private onReport(nodeId: string, material: boolean): void {
     const node = this.deps.sessions.node(nodeId);
-    if (!this.acting) {
+    if (!this.canAct()) {
       if (material) this.evaluate();
       return;
     }
@@ -489,7 +500,7 @@ export class Engine {
   /** Runs an admin operation alone: automatic decisions wait, other operations queue. */
   runOperation<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const run = this.operations.then(async () => {
-      if (!this.acting) throw notActive(this.deps.tier?.role() ?? soleCoordinator().role(), `${name} not started`);
+      if (!this.canAct()) throw notActive(this.deps.tier?.role() ?? soleCoordinator().role(), `${name} not started`);
       this.operation = name;
       try {
         return await fn();
@@ -734,7 +745,7 @@ export class Engine {
 
   /** The designated successor in the lock database, for a coordinator that takes over (only the active one writes). */
   private recordDesignation(nodeId: string): void {
-    if (!this.acting) return;
+    if (!this.canAct()) return;
     this.deps.durable?.writeDesignation(nodeId).catch((err: unknown) => this.deps.log.warn({ err: describeError(err) }, "recording the designated successor in the lock database failed"));
   }
 
@@ -750,7 +761,7 @@ export class Engine {
 
   private auditLater(input: Parameters<AuditLog["append"]>[0]): void {
     // The active coordinator writes the audit; a standby would write every event again.
-    if (!this.acting) return;
+    if (!this.canAct()) return;
     this.deps.audit.append(input).catch((err: unknown) => this.deps.log.error({ err: describeError(err), type: input.type }, "audit write failed"));
   }
 }

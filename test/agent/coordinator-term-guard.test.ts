@@ -74,6 +74,9 @@ describe("agents refuse orders from anyone but the active coordinator", () => {
     const forged = await resign("forged", BigInt(first.term + 5));
     expect(forged.result).toBe("refused");
     expect(forged.message).toContain(`the active coordinator is coord-a (http://coord-a:8890) in term ${first.term}`);
+    // A hold would make the leader resign: from an unconfirmed term it is refused too.
+    coordinator.send({ message: { case: "command", value: { commandId: "forged-hold", epoch: 1n, coordinatorTerm: BigInt(first.term + 5), reason: "test", action: { case: "hold", value: {} } } } });
+    expect((await coordinator.ack("forged-hold")).result).toBe("refused");
     // Term 0 (a coordinator outside any election) once one has been elected here.
     const unelected = await resign("unelected", 0n);
     expect(unelected.result).toBe("refused");
