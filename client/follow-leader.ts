@@ -17,6 +17,8 @@ export interface FollowLeaderOptions {
    * break the next one is tried, round the list.
    */
   readonly urls: readonly string[];
+  /** The cluster to follow, when the coordinators serve several (default: the only one). */
+  readonly clusterId?: string;
   /** Ends the iteration cleanly. */
   readonly signal: AbortSignal;
   /** mTLS and/or a bearer token, as the CLI's (see loadCredentials / credentialsFromEnv). */
@@ -61,7 +63,7 @@ async function* follow(urls: readonly string[], options: FollowLeaderOptions): A
     open: (signal, opened) => {
       const i = opened % urls.length;
       current = urls[i]!;
-      return leaders[i]!.watchLeader({}, { signal });
+      return leaders[i]!.watchLeader({ clusterId: options.clusterId ?? "" }, { signal });
     },
     signal: stop.signal,
     retryFirst: true,
@@ -94,7 +96,7 @@ async function* follow(urls: readonly string[], options: FollowLeaderOptions): A
       if (!update) continue;
       const step = sequence.next(update, raw.resumed);
       yield* step.behind;
-      if (step.missing) yield* await fromHistory(step.missing, raw.url, urls, credentials, stop.signal);
+      if (step.missing) yield* await fromHistory(step.missing, raw.url, urls, credentials, stop.signal, options.clusterId);
       if (stop.signal.aborted) return;
       if (step.give) yield step.give;
     }
@@ -116,13 +118,14 @@ async function fromHistory(
   urls: readonly string[],
   credentials: ClientCredentials,
   signal: AbortSignal,
+  clusterId: string | undefined,
 ): Promise<(LeaderUpdate | StreamBehind)[]> {
   const span = missing.to - missing.from + 1;
   let lastError = "";
   for (const url of [first, ...urls.filter((u) => u !== first)]) {
     if (signal.aborted) return [];
     try {
-      const admin = clientFor(HaAdminService, url, { credentials, timeoutMs: 5_000 });
+      const admin = clientFor(HaAdminService, url, { credentials, timeoutMs: 5_000, clusterId });
       // Newest first; room for the epochs opened since the jump.
       const { epochs } = await admin.getHistory({ limit: Math.min(1_000, span + 50) }, { signal });
       const found = epochs
