@@ -246,6 +246,7 @@ export class Engine {
    * Refused before anything changes when the audit log cannot be written.
    */
   async setMaintenance(paused: boolean, who: Actor): Promise<{ paused: boolean; message: string; notAudited: string | undefined }> {
+    if (!this.canAct()) throw notActive(this.deps.tier?.role() ?? soleCoordinator().role(), "maintenance mode not changed");
     await this.deps.audit.ready();
     // Recorded before it takes effect: a restarted coordinator must find it.
     await this.deps.durable?.writeMaintenance(paused, who.operator, who.reason).catch((err: unknown) => {
@@ -272,6 +273,7 @@ export class Engine {
    * changes. Returns whether it was on.
    */
   async setReconcileHold(on: boolean, who: Actor, why: string): Promise<boolean> {
+    if (!this.canAct()) throw notActive(this.deps.tier?.role() ?? soleCoordinator().role(), "manual-reconcile hold not changed");
     const was = this.reconcileHold;
     // Setting it is recorded before it takes effect (agents read it before
     // they campaign on their own); clearing it is retried until recorded.

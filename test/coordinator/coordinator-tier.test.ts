@@ -113,6 +113,16 @@ describe("active/standby coordinators", () => {
     expect(refused.stderr).toContain("is a standby; the active coordinator is");
     expect(refused.stderr).toContain(a.url);
     expect((await db.query("SELECT count(*)::int AS n FROM coordinator_state WHERE maintenance")).rows[0].n).toBe(0);
+    // The web view's action on a standby is refused the same way (503), and changes nothing either.
+    const web = await fetch(`${standby.url}/v1/admin/maintenance`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ paused: true, operator: "alice", reason: "from the standby's page" }),
+    });
+    expect(web.status).toBe(503);
+    expect(((await web.json()) as { error: string }).error).toContain(`is a standby; the active coordinator is ${a.id} at ${a.url}`);
+    expect((await db.query("SELECT count(*)::int AS n FROM coordinator_state WHERE maintenance")).rows[0].n).toBe(0);
+    expect((await db.query("SELECT count(*)::int AS n FROM audit_events WHERE type = 'ha.maintenance.paused'")).rows[0].n).toBe(0);
 
     // Listing every coordinator, the standby first: the CLI follows it to the active one.
     const paused = await cli(["ha", "pause", "--reason", "follow the standby's pointer"], `${standby.url},${a.url}`);
