@@ -4,6 +4,7 @@ import { ExitCode, UsageError } from "./exit-codes.js";
 import { commands, helpText } from "./commands.js";
 import { CliExit, setErrorFormat, wantsJson, writeFailure } from "./failure.js";
 import { oneLine } from "./output/format.js";
+import { survivePingOnDestroyedSession } from "../rpc/keepalive-guard.js";
 
 /**
  * `autonomy <command> [subcommand] [flags]`. Each command prints its own
@@ -34,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 setErrorFormat(wantsJson(process.argv.slice(2)) ? "json" : "text");
+survivePingOnDestroyedSession();
 
 main(process.argv.slice(2)).then(
   (code) => {
