@@ -126,6 +126,8 @@ export class Engine {
   /** Nodes held because their lock database was superseded; released once they reach the authoritative one. */
   private readonly supersededHeld = new Set<string>();
   private applying = false;
+  /** A report-driven evaluation due on the next turn of the event loop (one for a burst of reports). */
+  private evaluation: NodeJS.Immediate | undefined;
   private again = false;
   private stopped = false;
   /** The active coordinator of its tier acts; a standby only watches (EngineDeps.standby). */
@@ -142,7 +144,14 @@ export class Engine {
     // A restarted coordinator continues where the last one stopped, without auditing it again.
     if (deps.durable) this.continueFrom(deps.durable.loaded);
     this.findingState = { finding: detectSplitBrain(this.view(), deps.policy, deps.clock.monotonicMs()), detectedAt: undefined };
-    deps.signal?.addEventListener("abort", () => (this.stopped = true), { once: true });
+    deps.signal?.addEventListener(
+      "abort",
+      () => {
+        this.stopped = true;
+        clearImmediate(this.evaluation);
+      },
+      { once: true },
+    );
     if (deps.signal?.aborted) this.stopped = true;
     deps.sessions.attach({
       report: (nodeId, material) => this.onReport(nodeId, material),
@@ -344,6 +353,21 @@ export class Engine {
     return this.currentIntruders;
   }
 
+  /**
+   * Evaluates once on the next turn of the event loop, however many reports
+   * arrive in this one: a burst of thousands of reports costs one walk over
+   * the view, not one each. The database may have changed with them, so it is
+   * read again too (and evaluated again when the read lands).
+   */
+  private evaluateSoon(): void {
+    if (this.evaluation || this.stopped) return;
+    this.evaluation = setImmediate(() => {
+      this.evaluation = undefined;
+      this.evaluate();
+      void this.deps.truth.refresh();
+    });
+  }
+
   /** Re-evaluates now: detection and leader changes synchronously, decisions right after. */
   evaluate(): void {
     if (this.stopped) return;
@@ -370,7 +394,7 @@ export class Engine {
   private onReport(nodeId: string, material: boolean): void {
     const node = this.deps.sessions.node(nodeId);
     if (!this.canAct()) {
-      if (material) this.evaluate();
+      if (material) this.evaluateSoon();
       return;
     }
     if (material && node) this.checkLease(node);
@@ -382,11 +406,7 @@ export class Engine {
     }
     if (node) this.holdIfSuperseded(node);
     if (node && (this.settle.state === "open" || this.settle.state === "settling")) this.settleOnReport(node);
-    if (material) {
-      this.evaluate();
-      // The database may have changed with the report: read it and evaluate again.
-      void this.deps.truth.refresh();
-    }
+    if (material) this.evaluateSoon();
   }
 
   private retryHoldClear(): void {

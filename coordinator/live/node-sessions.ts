@@ -82,6 +82,9 @@ export class NodeSessions {
   private readonly states = new Map<string, NodeState & { streamId: number }>();
   private readonly sessions = new Map<string, Session>();
   private readonly pending = new Map<string, Pending>();
+  /** Node ids with a stream but no report yet: with states, every node known (kept so admitting a stream is O(1)). */
+  private readonly unreported = new Set<string>();
+  private lastExpiryMs = Number.NEGATIVE_INFINITY;
   private nextStreamId = 1;
   private stopped = false;
   private readonly limits: SessionLimits;
@@ -154,6 +157,7 @@ export class NodeSessions {
       this.endSession(previous, new HaError(ErrorCode.Aborted, `stream replaced by a newer stream of ${nodeId}`));
     }
     this.sessions.set(nodeId, session);
+    if (!this.states.has(nodeId)) this.unreported.add(nodeId);
     this.log.info({ node_id: nodeId, peer: ctx.peer }, "agent connected");
     const known = this.states.get(nodeId);
     if (known) this.states.set(nodeId, { ...known, connected: true, streamId: session.streamId });
@@ -169,14 +173,17 @@ export class NodeSessions {
    */
   expire(nowMs: number): string[] {
     const limit = this.limits.nodeExpiryMs;
-    for (const s of [...this.sessions.values()]) {
+    // Every evaluation asks; a walk over every node a few times per expiry is enough.
+    if (nowMs - this.lastExpiryMs < Math.min(1_000, limit / 4)) return [];
+    this.lastExpiryMs = nowMs;
+    for (const s of this.sessions.values()) {
       if (nowMs - s.lastActivityMs > limit) {
         this.log.warn({ node_id: s.nodeId, peer: s.peer }, "agent stream silent past the node expiry: ended");
         this.endSession(s, new HaError(ErrorCode.DeadlineExceeded, `stream of ${s.nodeId} sent no report for more than ${limit}ms (node expiry)`));
       }
     }
     const expired: string[] = [];
-    for (const [id, n] of [...this.states]) {
+    for (const [id, n] of this.states) {
       if (n.connected || this.sessions.has(id) || nowMs - n.lastReportMs <= limit) continue;
       this.states.delete(id);
       expired.push(id);
@@ -235,7 +242,7 @@ export class NodeSessions {
   /** Refuses a node id beyond the cap of distinct known ids. */
   private admit(nodeId: string): void {
     if (this.states.has(nodeId) || this.sessions.has(nodeId)) return;
-    const known = new Set([...this.states.keys(), ...this.sessions.keys()]).size;
+    const known = this.states.size + this.unreported.size;
     if (known >= this.limits.maxNodes) {
       this.log.warn({ node_id: nodeId, known }, "agent stream refused: node limit reached");
       // UNAVAILABLE (retryable) rather than a configuration refusal: a genuine
@@ -326,6 +333,7 @@ export class NodeSessions {
       claimSinceMs: claims ? (continued ? prev.claimSinceMs : now) : undefined,
       streamId: session.streamId,
     });
+    this.unreported.delete(session.nodeId);
     this.events.report(session.nodeId, !prev || !prev.connected || materialChange(prev.report, report));
   }
 
@@ -346,6 +354,7 @@ export class NodeSessions {
     session.outbox.close(error);
     if (this.sessions.get(session.nodeId) !== session) return;
     this.sessions.delete(session.nodeId);
+    this.unreported.delete(session.nodeId);
     const state = this.states.get(session.nodeId);
     if (state) this.states.set(session.nodeId, { ...state, connected: false });
     for (const [id, p] of this.pending) {
