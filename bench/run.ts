@@ -2,6 +2,8 @@ import { agentCrashBench } from "./agent-crash.js";
 import { databaseFailoverBench } from "./database-failover.js";
 import { hungLeaderBench } from "./hung-leader.js";
 import { agentLoadBench } from "./agent-load.js";
+import { coordinatorScaleBench } from "./coordinator-scale.js";
+import { coordinatorTakeoverBench } from "./coordinator-takeover.js";
 import { plannedFailoverBench } from "./planned-failover.js";
 import { splitBrainBench } from "./split-brain.js";
 import { table, type BenchResult } from "./stats.js";
@@ -18,8 +20,9 @@ import { TestPki, useTestPki } from "../test/support/pki.js";
  *
  * Flags (after `npm run bench --`):
  *   --quick                 a reduced set and rounds, under 2 minutes: crash,
- *                           split-brain and failover at 5 rounds, load with 200
- *                           agents for 5 s, fan-out over 1,000 streams
+ *                           split-brain, failover and coordinator takeover at 5
+ *                           rounds, load with 200 agents for 5 s, fan-out over
+ *                           1,000 streams, scale at 500 agents and 20 × 10
  *   --out FILE              where to write the JSON (default
  *                           bench-results/bench-<ISO time>.json)
  *   --compare OLD NEW       compare two results files instead of running: the
@@ -33,10 +36,11 @@ import { TestPki, useTestPki } from "../test/support/pki.js";
  * Environment (kept from before the flags; they override --quick):
  *   BENCH_ROUNDS (default 10, quick 5) sets the rounds of the per-event benchmarks;
  *   BENCH_TLS=1 runs everything with mTLS on every port;
- *   BENCH_ONLY=crash,split-brain,failover,db-failover,hung-leader,load,fanout,patroni runs a
- *   subset (patroni runs only with BENCH_PATRONI=1 or --patroni);
+ *   BENCH_ONLY=crash,split-brain,failover,db-failover,hung-leader,takeover,load,fanout,scale,patroni
+ *   runs a subset (patroni runs only with BENCH_PATRONI=1 or --patroni);
  *   BENCH_AGENTS, BENCH_LOAD_SECONDS, BENCH_WATCHERS and BENCH_FANOUT_CHANGES
- *   size the two load benchmarks.
+ *   size the two load benchmarks; BENCH_SCALE_SECONDS the measuring time of
+ *   each scale step (default 10).
  *
  * The comparison with Patroni, an etcd3 election and the advisory-lock floor
  * is a separate command: `npm run bench:peers` (bench/peers/run.ts).
@@ -57,8 +61,12 @@ const quick = options.quick;
 const rounds = env("BENCH_ROUNDS", quick ? 5 : 10);
 const patroni = process.env.BENCH_PATRONI === "1" || options.patroni;
 // --quick leaves out db-failover (a fresh primary and standby every round); --patroni still adds patroni.
-const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim()) ?? (quick ? ["crash", "split-brain", "failover", "load", "fanout", "patroni"] : undefined);
+const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim()) ?? (quick ? ["crash", "split-brain", "failover", "takeover", "load", "fanout", "scale", "patroni"] : undefined);
 const load = { agents: env("BENCH_AGENTS", quick ? 200 : 1000), seconds: env("BENCH_LOAD_SECONDS", quick ? 5 : 20), intervalMs: 200, transports: 8 };
+// --quick: a smoke run of the scale figures at small counts; the full run holds 10,000 streams and searches the largest count.
+const scale = quick
+  ? { steps: [500], singleCluster: 500, clusterSteps: [20], agentsPerCluster: 10, seconds: 4, intervalMs: 200, transports: 8 }
+  : { steps: [250, 500, 1_000, 2_000, 4_000, 6_000, 10_000], singleCluster: 10_000, clusterSteps: [25, 50, 100], agentsPerCluster: 20, seconds: env("BENCH_SCALE_SECONDS", 10), intervalMs: 200, transports: 8 };
 const fanout = { streams: env("BENCH_WATCHERS", quick ? 1_000 : 10_000), processes: 2, transports: 5, changes: env("BENCH_FANOUT_CHANGES", quick ? 2 : 3) };
 
 const benches: [string, () => Promise<BenchResult | BenchResult[]>][] = [
@@ -67,11 +75,13 @@ const benches: [string, () => Promise<BenchResult | BenchResult[]>][] = [
   ["failover", () => plannedFailoverBench(rounds)],
   ["db-failover", () => databaseFailoverBench(Math.max(5, Math.round(rounds / 2)))],
   ["hung-leader", () => hungLeaderBench(quick ? 3 : 5, quick ? 5 : 20)],
+  ["takeover", () => coordinatorTakeoverBench(rounds)],
   // Opt-in: needs patroni + etcd-server.
   ...(patroni ? [["patroni", async () => (await import("./patroni-failover.js")).patroniFailoverBench()] as [string, () => Promise<BenchResult[]>]] : []),
   // The two load benchmarks last: they saturate the machine for a while.
   ["load", () => agentLoadBench(load)],
   ["fanout", () => watchFanoutBench(fanout)],
+  ["scale", () => coordinatorScaleBench(scale)],
 ];
 
 // BENCH_TLS=1: every agent and coordinator with mTLS (a throwaway CA), every
@@ -96,7 +106,7 @@ for (const [name, run] of benches) {
 }
 
 const seconds = Math.round((performance.now() - started) / 1000);
-const settings = { quick, rounds, only: only ?? "all", patroni, tls, load, fanout, seconds, errors };
+const settings = { quick, rounds, only: only ?? "all", patroni, tls, load, fanout, scale, seconds, errors };
 const out = options.out ?? defaultResultsPath("bench");
 await writeBenchFile(out, { kind: "bench", machine, settings, results });
 process.stdout.write(`\n${table(results)}\n\n`);

@@ -1,21 +1,24 @@
 import { setMaxListeners } from "node:events";
 import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createWritableIterable, type WritableIterable } from "@connectrpc/connect/protocol";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { NODE_ID_HEADER } from "../../core/metadata.js";
+import { CLUSTER_ID_HEADER, NODE_ID_HEADER } from "../../core/metadata.js";
 import { report } from "../../coordinator/view/builders.js";
 import { HaAdminService } from "../../gen/autonomy/ha/v1/admin_pb.js";
 import { AgentService, type ConnectRequestSchema } from "../../gen/autonomy/ha/v1/agent_pb.js";
-import { clientFor, createTransport, type Client } from "../../rpc/client.js";
+import { clientFor, type Client } from "../../rpc/client.js";
 import { reportToWire } from "../../rpc/wire.js";
 
 /**
  * Load client for the agent-load bench, run as a child process: `count`
  * scripted agent streams (bench-0001, ...) multiplexed over a few HTTP/2
- * connections, each reporting every `intervalMs` with phases spread evenly.
+ * connections, each reporting every `intervalMs` with phases spread evenly,
+ * and dealt round-robin to `clusterIds` (each stream names its cluster in its
+ * header and its reports, as a real agent does).
  * While measuring, it compares the coordinator's view (GetStatus, once a
- * second) with what it sent: a report sent more than 50 ms before the
+ * second, of one cluster in turn) with what it sent: a report sent more than 50 ms before the
  * snapshot and not in it counts as late.
  */
 export interface StartLoad {
@@ -24,7 +27,8 @@ export interface StartLoad {
   readonly count: number;
   readonly transports: number;
   readonly intervalMs: number;
-  readonly clusterId: string;
+  /** The clusters the streams are dealt to, round-robin; one for a single-cluster coordinator. */
+  readonly clusterIds: readonly string[];
   readonly lockDatabaseId: string;
 }
 export type LoadIn = StartLoad | { readonly kind: "measure" } | { readonly kind: "finish" };
@@ -49,6 +53,7 @@ type Outgoing = MessageInitShape<typeof ConnectRequestSchema>;
 
 interface Stream {
   readonly nodeId: string;
+  readonly clusterId: string;
   readonly requests: WritableIterable<Outgoing>;
   /** sentAt (ms) of the recent reports, oldest first. */
   readonly sent: number[];
@@ -79,11 +84,17 @@ process.on("SIGTERM", () => process.exit(0));
 
 function start(c: StartLoad): void {
   config = c;
-  const clients = Array.from({ length: c.transports }, () => createClient(AgentService, createTransport(c.url)));
+  // No keepalive PINGs, unlike rpc/client.ts: a coordinator saturated by thousands of
+  // streams answers a PING late, the session is dropped under all the streams it
+  // carries, and connect-node's ping timer then throws on the destroyed session
+  // (connectrpc/connect-es#1795), which ended this process mid-run.
+  const clients = Array.from({ length: c.transports }, () => createClient(AgentService, createGrpcTransport({ baseUrl: c.url })));
   streams = Array.from({ length: c.count }, (_, i) => {
     const nodeId = `bench-${String(i + 1).padStart(4, "0")}`;
-    const stream: Stream = { nodeId, requests: createWritableIterable<Outgoing>(), sent: [], sequence: 0 };
-    const responses = clients[i % clients.length]!.connect(stream.requests, { headers: { [NODE_ID_HEADER]: nodeId }, signal: abort.signal });
+    const clusterId = c.clusterIds[i % c.clusterIds.length]!;
+    const stream: Stream = { nodeId, clusterId, requests: createWritableIterable<Outgoing>(), sent: [], sequence: 0 };
+    const headers = { [NODE_ID_HEADER]: nodeId, [CLUSTER_ID_HEADER]: clusterId };
+    const responses = clients[i % clients.length]!.connect(stream.requests, { headers, signal: abort.signal });
     void (async () => {
       for await (const msg of responses) if (msg.message.case === "command") counters.commands++;
     })().catch(() => {
@@ -105,7 +116,7 @@ function start(c: StartLoad): void {
 function send(s: Stream): void {
   const c = config!;
   const sentAt = new Date();
-  const r = report(s.nodeId, { sequence: ++s.sequence, sentAt, clusterId: c.clusterId, nofailover: true, lockDatabaseId: c.lockDatabaseId, lockDatabase: undefined, endpoint: `http://127.0.0.1:1/${s.nodeId}`, version: "bench" });
+  const r = report(s.nodeId, { sequence: ++s.sequence, sentAt, clusterId: s.clusterId, nofailover: true, lockDatabaseId: c.lockDatabaseId, lockDatabase: undefined, endpoint: `http://127.0.0.1:1/${s.nodeId}`, version: "bench" });
   s.requests.write({ message: { case: "report", value: reportToWire(r) } }).catch(() => undefined);
   s.sent.push(sentAt.getTime());
   if (s.sent.length > 20) s.sent.shift();
@@ -115,10 +126,18 @@ function send(s: Stream): void {
 
 let admin: Client<typeof HaAdminService> | undefined;
 
-/** One snapshot of the coordinator's view against what each stream sent. */
+let sweeps = 0;
+
+/**
+ * One snapshot of the coordinator's view against what each stream sent. With
+ * several clusters, one cluster per sweep, in turn: the checks then cost the
+ * coordinator one GetStatus a second however many clusters it serves (a
+ * hundred a second measured the checks more than the reports).
+ */
 async function sweep(): Promise<void> {
   admin ??= clientFor(HaAdminService, config!.url, { timeoutMs: 5_000 });
-  const status = await admin.getStatus({}).catch(() => undefined);
+  const clusterId = config!.clusterIds[sweeps++ % config!.clusterIds.length]!;
+  const status = await admin.getStatus({ clusterId }).catch(() => undefined);
   if (!status?.queriedAt) return;
   const snapshotMs = timestampMs(status.queriedAt);
   const byId = new Map(streams.map((s) => [s.nodeId, s]));

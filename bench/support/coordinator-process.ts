@@ -16,6 +16,13 @@ const CLOCK_TICKS_PER_SECOND = 100;
  * coordinator runs in its own process (as in production) so that the bench's
  * clients never share its event loop.
  */
+export interface CoordinatorStartOptions {
+  /** A fixed port, so that a coordinator killed in a takeover bench comes back at the same URL; default a free one. */
+  readonly port?: number;
+  /** --coordinator-id, for a tier of several; default the coordinator's own (coordinator-HOSTNAME-PORT). */
+  readonly coordinatorId?: string;
+}
+
 export class CoordinatorProcess {
   private constructor(
     readonly url: string,
@@ -23,12 +30,14 @@ export class CoordinatorProcess {
     readonly process: AutonomyProcess,
   ) {}
 
-  static async start(databaseUrl: string, args: string[] = []): Promise<CoordinatorProcess> {
-    const port = await freePort();
+  static async start(databaseUrl: string, args: string[] = [], o: CoordinatorStartOptions = {}): Promise<CoordinatorProcess> {
+    const port = o.port ?? (await freePort());
     const auditDir = await mkdtemp(path.join(os.tmpdir(), "autonomy-bench-audit-"));
     const tls = (await activePki()?.serverArgs("coordinator", "coordinator")) ?? [];
-    const argv = ["coordinator", "--database-url", databaseUrl, "--listen", `127.0.0.1:${port}`, "--audit-dir", auditDir, "--log-level", "info", ...tls, ...args];
-    const proc = process.env.BENCH_CPU_PROF_DIR ? profiled(argv, process.env.BENCH_CPU_PROF_DIR) : spawnAutonomy("coordinator", argv);
+    const id = o.coordinatorId ? ["--coordinator-id", o.coordinatorId] : [];
+    const argv = ["coordinator", "--database-url", databaseUrl, "--listen", `127.0.0.1:${port}`, "--audit-dir", auditDir, "--log-level", "info", ...id, ...tls, ...args];
+    const name = o.coordinatorId ?? "coordinator";
+    const proc = process.env.BENCH_CPU_PROF_DIR ? profiled(name, argv, process.env.BENCH_CPU_PROF_DIR) : spawnAutonomy(name, argv);
     const url = `${tls.length ? "https" : "http"}://127.0.0.1:${port}`;
     try {
       await waitHealthy(proc, url);
@@ -45,6 +54,11 @@ export class CoordinatorProcess {
     return processCpuSeconds(this.process.pid);
   }
 
+  /** Resident memory of the coordinator process right now, in bytes. */
+  rssBytes(): number {
+    return processRssBytes(this.process.pid);
+  }
+
   async stop(): Promise<void> {
     await this.process.stop();
     await rm(this.auditDir, { recursive: true, force: true });
@@ -56,10 +70,10 @@ export class CoordinatorProcess {
  * when it exits (open it in Chrome DevTools): where a benchmark's time goes.
  * Node refuses --cpu-prof in NODE_OPTIONS, hence our own spawn.
  */
-function profiled(argv: string[], dir: string): AutonomyProcess {
+function profiled(name: string, argv: string[], dir: string): AutonomyProcess {
   const flags = ["--cpu-prof", `--cpu-prof-dir=${path.resolve(dir)}`];
   const child = spawn(process.execPath, [...flags, AUTONOMY_BIN, ...argv], { stdio: ["ignore", "pipe", "pipe"] });
-  return new AutonomyProcess("coordinator", child);
+  return new AutonomyProcess(name, child);
 }
 
 /** utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15). */
@@ -68,4 +82,11 @@ export function processCpuSeconds(pid: number): number {
   // The command name (field 2) may contain spaces; fields are counted after its ")".
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** VmRSS of a process, from /proc/<pid>/status (reported in kB). */
+export function processRssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
 }

@@ -18,12 +18,16 @@ export class LeaderWatch {
   private readonly abort = new AbortController();
   private failure: unknown;
 
-  private constructor(readonly url: string) {
+  private constructor(
+    readonly url: string,
+    private readonly clusterId: string | undefined,
+  ) {
     void this.run();
   }
 
-  static open(url: string): LeaderWatch {
-    return new LeaderWatch(url);
+  /** `clusterId` names the cluster on a coordinator serving several. */
+  static open(url: string, clusterId?: string): LeaderWatch {
+    return new LeaderWatch(url, clusterId);
   }
 
   /** Resolves once the stream's first event (the snapshot) arrived. */
@@ -44,7 +48,7 @@ export class LeaderWatch {
 
   private async run(): Promise<void> {
     try {
-      for await (const event of clientFor(LeaderService, this.url, { credentials: testCredentials() }).watchLeader({}, { signal: this.abort.signal })) {
+      for await (const event of clientFor(LeaderService, this.url, { credentials: testCredentials(), clusterId: this.clusterId }).watchLeader({}, { signal: this.abort.signal })) {
         this.arrivals.add({ at: performance.now(), event });
       }
     } catch (err) {
