@@ -172,6 +172,18 @@ describe("pgcluster: two synchronous standbys and teardown", () => {
     }
   });
 
+  it("settings apply to the primary and its standbys inherit them", async () => {
+    const cluster = await startPgCluster({ standbys: 1, settings: { track_commit_timestamp: true, work_mem: "8MB" } });
+    try {
+      for (const server of [cluster.primary, cluster.standby]) {
+        const rows = await server.query<{ tct: string; wm: string }>("SELECT current_setting('track_commit_timestamp') AS tct, current_setting('work_mem') AS wm");
+        expect(rows, server.name).toEqual([{ tct: "on", wm: "8MB" }]);
+      }
+    } finally {
+      await cluster.close();
+    }
+  });
+
   it("no postmaster outlives a host process killed with SIGKILL", async () => {
     const { host, facts } = await startHost("idle");
     try {

@@ -33,6 +33,12 @@ export interface PgClusterOptions {
    * startPgCluster returns once standby1 is the synchronous standby.
    */
   synchronous?: boolean;
+  /**
+   * Extra postgresql.conf settings for every server (written into the
+   * primary's configuration before its first start, so standbys inherit
+   * them), e.g. { track_commit_timestamp: true }. They win over the defaults.
+   */
+  settings?: Record<string, string | number | boolean>;
 }
 
 export interface PgCluster {
@@ -159,7 +165,7 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
     const primary = newServer("primary", ports.primary);
     cluster.setPrimary(primary);
     log("pgcluster: initdb primary");
-    await initPrimary(primary, binaries);
+    await initPrimary(primary, binaries, options.settings);
     await primary.start();
     await createReplicationRole(primary);
 

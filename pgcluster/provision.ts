@@ -33,7 +33,7 @@ export function createServerDir(server: PgServer): void {
 }
 
 /** initdb a fresh primary and write its configuration and pg_hba.conf. */
-export async function initPrimary(server: PgServer, binaries: PgBinaries): Promise<void> {
+export async function initPrimary(server: PgServer, binaries: PgBinaries, extra: Record<string, Setting> = {}): Promise<void> {
   const user = pgUser();
   const major = majorVersion(binaries);
   const args = ["-D", server.dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"];
@@ -52,6 +52,7 @@ export async function initPrimary(server: PgServer, binaries: PgBinaries): Promi
   // these to every standby, which then overrides only its own identity.
   appendSettings(path.join(server.dataDir, "postgresql.conf"), "cluster settings (pgcluster)", {
     ...clusterSettings(major),
+    ...extra,
     ...serverIdentity(server),
   });
   // Existing file: writing keeps its owner (postgres) and 0600 mode.

@@ -120,7 +120,11 @@ export class CoordinatorLease {
     await client.connect();
     // A session that stops renewing (a paused or partitioned coordinator)
     // is ended by the server, which releases the lock to a standby.
-    await client.query(`SET idle_session_timeout = ${Math.round(takeoverMs)}`);
+    await client.query(`SET idle_session_timeout = ${Math.round(takeoverMs)}`).catch((err: { code?: string }) => {
+      // 42704: PostgreSQL before 14 has no idle_session_timeout.
+      if (err.code !== "42704") throw err;
+      log.warn("this PostgreSQL has no idle_session_timeout (before 14): a hung active coordinator is replaced only once TCP keepalive ends its session");
+    });
     // Waiting on a server that a promotion left behind would wait forever.
     const moved = setInterval(() => {
       if (this.options.databaseUrl() !== url) void endQuickly(client);
