@@ -1,10 +1,7 @@
 import type { SchemaName } from "./identifiers.js";
 import {
   LOCK_MATCH_SQL,
-  readDatabaseIdentity,
-  readEpochs,
-  readLeadership,
-  readLockHolders,
+  TIMELINE_SQL,
   type DatabaseIdentity,
   type EpochRow,
   type LeadershipRow,
@@ -29,25 +26,45 @@ export interface LockDatabaseSnapshot {
 }
 
 /**
- * Reads leadership_state and the unclosed epochs in one snapshot (they are
- * compared with each other), then the lock holders and the server's identity.
- * `db` must be one session (a checked-out client), not a pool.
+ * Reads leadership_state, the unclosed epochs, the lock holders and the
+ * server's identity in one statement: one round trip, and one snapshot for
+ * the two tables that are compared with each other. A coordinator serving
+ * many clusters reads this for each every poll interval.
  */
 export async function readLockDatabaseSnapshot(db: Queryable, s: SchemaName, clusterId: string): Promise<LockDatabaseSnapshot> {
-  await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  let leadership: LeadershipRow;
-  let unclosedEpochs: EpochRow[];
-  try {
-    leadership = await readLeadership(db, s, clusterId);
-    unclosedEpochs = await readEpochs(db, s, clusterId, { onlyUnclosed: true, limit: 100 });
-    await db.query("COMMIT");
-  } catch (err) {
-    await db.query("ROLLBACK").catch(() => undefined);
-    throw err;
-  }
-  const lockHolders = await readLockHolders(db, clusterId);
-  const identity = await readDatabaseIdentity(db);
-  return { leadership, unclosedEpochs, lockHolders, identity };
+  const r = await db.query<{
+    holder_id: string | null;
+    epoch: string | null;
+    acquired_at: Date | null;
+    heartbeat_at: Date | null;
+    unclosed: { epoch: string; holder_id: string; acquired_at: string; end_reason: string | null }[];
+    holders: { pid: number; application_name: string; backend_start: string | null; client_addr: string | null }[];
+    system_identifier: string;
+    timeline_id: number;
+    in_recovery: boolean;
+  }>(
+    `SELECT ls.holder_id, ls.epoch, ls.acquired_at, ls.heartbeat_at,
+            coalesce((SELECT json_agg(json_build_object('epoch', e.epoch::text, 'holder_id', e.holder_id, 'acquired_at', e.acquired_at, 'end_reason', e.end_reason) ORDER BY e.epoch DESC)
+                        FROM (SELECT * FROM ${s.q("leader_epochs")} WHERE cluster_id = $1 AND resigned_at IS NULL ORDER BY epoch DESC LIMIT 100) e), '[]') AS unclosed,
+            coalesce((SELECT json_agg(json_build_object('pid', l.pid, 'application_name', a.application_name, 'backend_start', a.backend_start, 'client_addr', host(a.client_addr)))
+                        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.granted AND ${LOCK_MATCH_SQL}), '[]') AS holders,
+            sys.system_identifier::text AS system_identifier, pg_is_in_recovery() AS in_recovery, ${TIMELINE_SQL} AS timeline_id
+       FROM pg_control_system() sys CROSS JOIN pg_control_checkpoint() c
+       LEFT JOIN ${s.q("leadership_state")} ls ON ls.cluster_id = $1`,
+    [clusterId],
+  );
+  const row = r.rows[0]!;
+  return {
+    leadership: {
+      holderId: row.holder_id ?? undefined,
+      epoch: Number(row.epoch ?? 0),
+      acquiredAt: row.acquired_at ?? undefined,
+      heartbeatAt: row.heartbeat_at ?? undefined,
+    },
+    unclosedEpochs: row.unclosed.map((e) => ({ epoch: Number(e.epoch), holderId: e.holder_id, acquiredAt: new Date(e.acquired_at), resignedAt: undefined, endReason: e.end_reason ?? undefined })),
+    lockHolders: row.holders.map((h) => ({ pid: h.pid, applicationName: h.application_name, backendStart: h.backend_start ? new Date(h.backend_start) : undefined, clientAddr: h.client_addr ?? undefined })),
+    identity: { systemIdentifier: row.system_identifier, timeline: row.timeline_id, inRecovery: row.in_recovery },
+  };
 }
 
 /** Sessions queued on the leader lock (pg_advisory_lock waiting), by application_name. */
