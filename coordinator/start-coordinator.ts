@@ -3,7 +3,7 @@ import { systemClock, waitFor, type Clock } from "../core/clock.js";
 import { describeError, invalidArgument, toHaError } from "../core/errors.js";
 import { silentLogger, type Logger } from "../core/log.js";
 import { parseDatabaseUrl, redact } from "../db/connect.js";
-import { readCoordinatorState } from "../db/coordinator-state.js";
+import { readCoordinatorStates } from "../db/coordinator-state.js";
 import { DatabaseAuthority } from "../db/database-authority.js";
 import { SchemaName, validateClusterId } from "../db/identifiers.js";
 import { migrate } from "../db/migrations.js";
@@ -205,10 +205,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         return;
       }
       // Continue from what the last active coordinator recorded; act only once it is read.
-      void Promise.all(runtimes.map((r) => readCoordinatorState(pool, schema, r.clusterId))).then(
+      void readCoordinatorStates(pool, schema, clusterIds).then(
         (states) => {
           if (activeLease.role.role !== "active" || activeLease.role.term !== role.term) return;
-          runtimes.forEach((r, i) => r.engine.activate(states[i]!));
+          for (const r of runtimes) r.engine.activate(states.get(r.clusterId)!);
         },
         (err: unknown) => log.error({ err: describeError(err) }, "cannot read the coordinator state after taking over; not acting until this coordinator takes the lock again"),
       );
@@ -225,7 +225,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     while (!lifetime.signal.aborted) {
       await clock.sleep(1_000, lifetime.signal).catch(() => undefined);
       if (lifetime.signal.aborted || acting()) continue;
-      for (const r of runtimes) await readCoordinatorState(pool, schema, r.clusterId).then((s) => r.engine.followDurable(s), () => undefined);
+      const states = await readCoordinatorStates(pool, schema, clusterIds).catch(() => undefined);
+      for (const r of runtimes) if (states) r.engine.followDurable(states.get(r.clusterId)!);
     }
   })();
   log.info(

@@ -29,7 +29,13 @@ export const noCoordinatorState: CoordinatorState = {
 };
 
 export async function readCoordinatorState(db: Queryable, s: SchemaName, clusterId: string): Promise<CoordinatorState> {
+  return (await readCoordinatorStates(db, s, [clusterId])).get(clusterId)!;
+}
+
+/** The state of several clusters in one statement (a coordinator serving many reads all of them each second). */
+export async function readCoordinatorStates(db: Queryable, s: SchemaName, clusterIds: readonly string[]): Promise<Map<string, CoordinatorState>> {
   const r = await db.query<{
+    cluster_id: string;
     maintenance: boolean;
     maintenance_by: string;
     maintenance_reason: string;
@@ -40,26 +46,28 @@ export async function readCoordinatorState(db: Queryable, s: SchemaName, cluster
     designated_successor: string;
     designated_age_ms: number | null;
   }>(
-    `SELECT maintenance, maintenance_by, maintenance_reason, reconcile_hold, reconcile_hold_by, reconcile_hold_reason,
+    `SELECT cluster_id, maintenance, maintenance_by, maintenance_reason, reconcile_hold, reconcile_hold_by, reconcile_hold_reason,
             (extract(epoch FROM clock_timestamp() - last_automatic_failover_at) * 1000)::float8 AS failover_age_ms,
             designated_successor,
             (extract(epoch FROM clock_timestamp() - designated_at) * 1000)::float8 AS designated_age_ms
-       FROM ${s.q("coordinator_state")} WHERE cluster_id = $1`,
-    [clusterId],
+       FROM ${s.q("coordinator_state")} WHERE cluster_id = ANY($1::text[])`,
+    [clusterIds],
   );
-  const row = r.rows[0];
-  if (!row) return noCoordinatorState;
-  return {
-    maintenance: row.maintenance,
-    maintenanceBy: row.maintenance_by,
-    maintenanceReason: row.maintenance_reason,
-    reconcileHold: row.reconcile_hold,
-    reconcileHoldBy: row.reconcile_hold_by,
-    reconcileHoldReason: row.reconcile_hold_reason,
-    lastAutomaticFailoverAgeMs: row.failover_age_ms ?? undefined,
-    designatedSuccessor: row.designated_successor,
-    designatedAgeMs: row.designated_age_ms ?? undefined,
-  };
+  const states = new Map<string, CoordinatorState>(clusterIds.map((id) => [id, noCoordinatorState]));
+  for (const row of r.rows) {
+    states.set(row.cluster_id, {
+      maintenance: row.maintenance,
+      maintenanceBy: row.maintenance_by,
+      maintenanceReason: row.maintenance_reason,
+      reconcileHold: row.reconcile_hold,
+      reconcileHoldBy: row.reconcile_hold_by,
+      reconcileHoldReason: row.reconcile_hold_reason,
+      lastAutomaticFailoverAgeMs: row.failover_age_ms ?? undefined,
+      designatedSuccessor: row.designated_successor,
+      designatedAgeMs: row.designated_age_ms ?? undefined,
+    });
+  }
+  return states;
 }
 
 /** One flag of the state with who set it and why, and when (the database's clock). */
