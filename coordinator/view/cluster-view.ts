@@ -122,12 +122,15 @@ export function onDatabase(lockDatabase: LockDatabaseIdentity | undefined, ident
 }
 
 /**
- * Whose session a lock holder is. Identified by backend pid: an agent names
- * its lock session's pid in every report, and application_name is whatever
- * the client chose, so anyone may carry a node's name.
- * - "node": a report names the pid; or the name is that of a node that is not
- *   fresh (a hung leader: the failure-timeout path judges it), or of a fresh
- *   node that reports no pid (an older agent, or one whose session is down);
+ * Whose session a lock holder is. An agent names its lock session's pid in
+ * every report and gives it its node id as application_name; either alone is
+ * a claim (anyone may carry a node's name, any node may report any pid), so
+ * the two must agree:
+ * - "node": the node its name names reports its pid; or the name is that of a
+ *   node that is not fresh (a hung leader: the failure-timeout path judges
+ *   it), or of a fresh node that reports no pid (an older agent, or one whose
+ *   session is down); or, under a name no node has, the node the database
+ *   names as holder reports its pid;
  * - "intruder": the name is that of a fresh node whose reports name another
  *   lock session pid: someone else wears its name;
  * - "unknown": the name is no known node (perhaps one that has not
@@ -140,12 +143,18 @@ export interface HolderOwner {
 }
 
 export function holderOwner(view: ClusterView, holder: LockHolderRow, timing: ViewTiming, nowMs: number): HolderOwner {
-  const identity = view.db?.identity;
-  const byPid = view.nodes.filter((n) => holder.pid > 0 && n.report.lockBackendPid === holder.pid && onDatabase(n.report.lockDatabase, identity) !== false);
-  const owner = byPid.find((n) => isFresh(n, timing, nowMs)) ?? byPid[0];
-  if (owner) return { kind: "node", nodeId: owner.nodeId };
+  const reportsPid = (n: NodeState) => holder.pid > 0 && n.report.lockBackendPid === holder.pid && onDatabase(n.report.lockDatabase, view.db?.identity) !== false;
   const named = nodeById(view, holder.applicationName);
-  if (!named) return { kind: "unknown", nodeId: holder.applicationName };
+  if (!named) {
+    // A name no node has (a renamed session): a report of its pid is only a
+    // claim, believed when the database names that node as the holder too;
+    // another node's report of the pid proves nothing.
+    const claimant = view.nodes.find((n) => reportsPid(n) && n.nodeId === view.db?.leadership.holderId);
+    return claimant ? { kind: "node", nodeId: claimant.nodeId } : { kind: "unknown", nodeId: holder.applicationName };
+  }
+  // A node's own report of the pid makes the session its own; any other
+  // node's report of it is a claim on a session that is not its (a forgery).
+  if (reportsPid(named)) return { kind: "node", nodeId: named.nodeId };
   if (!isFresh(named, timing, nowMs)) return { kind: "node", nodeId: named.nodeId };
   // No pid to compare (an older agent, or its lock session is down): it cannot be told apart from its agent.
   if (named.report.lockBackendPid === 0) return { kind: "node", nodeId: named.nodeId };
@@ -205,10 +214,11 @@ export function leaderOf(view: ClusterView, timing: ViewTiming, nowMs: number): 
       };
     }
     // Lock taken but leadership_state not (yet) naming the holder: it counts
-    // once its own report claims a term.
+    // once its own report claims the next term (open_epoch follows the lock
+    // by milliseconds); an epoch beyond that is a claim the database cannot back.
     for (const o of owners) {
       const n = reportOf(o.nodeId);
-      if (n && n.report.sessionLockHeld && n.report.epoch > 0) {
+      if (n && n.report.sessionLockHeld && n.report.epoch > db.leadership.epoch && n.report.epoch <= db.leadership.epoch + 1) {
         return {
           holderId: o.nodeId,
           epoch: n.report.epoch,
@@ -221,7 +231,8 @@ export function leaderOf(view: ClusterView, timing: ViewTiming, nowMs: number): 
   }
   const claimants = view.nodes
     .filter((n) => isFresh(n, timing, nowMs) && n.report.sessionLockHeld && n.report.epoch > 0)
-    .filter((n) => !db?.reachable || onDatabase(n.report.lockDatabase, db.identity) !== true || db.lockHolders.length > 0)
+    // A claim on the database read here was judged above, against its lock holders.
+    .filter((n) => !db?.reachable || onDatabase(n.report.lockDatabase, db.identity) === false)
     .sort((a, b) => b.report.epoch - a.report.epoch || a.nodeId.localeCompare(b.nodeId));
   const best = claimants[0];
   if (best) {
