@@ -103,6 +103,22 @@ export async function readEpochs(
   }));
 }
 
+/** The terms above `epoch`, oldest first (at most `limit`). */
+export async function readEpochsAbove(db: Queryable, s: SchemaName, clusterId: string, epoch: number, limit = 100): Promise<EpochRow[]> {
+  const r = await db.query<{ epoch: string; holder_id: string; acquired_at: Date; resigned_at: Date | null; end_reason: string | null }>(
+    `SELECT epoch, holder_id, acquired_at, resigned_at, end_reason FROM ${s.q("leader_epochs")}
+      WHERE cluster_id = $1 AND epoch > $2 ORDER BY epoch LIMIT $3`,
+    [clusterId, epoch, limit],
+  );
+  return r.rows.map((row) => ({
+    epoch: Number(row.epoch),
+    holderId: row.holder_id,
+    acquiredAt: row.acquired_at,
+    resignedAt: row.resigned_at ?? undefined,
+    endReason: row.end_reason ?? undefined,
+  }));
+}
+
 /** Opens the next epoch on the lock's own session (see open_epoch in migrations.ts). */
 export async function openEpoch(
   lockSession: pg.ClientBase,

@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditQuery } from "./audit-event.js";
-import { DEFAULT_AUDIT_LIMIT } from "./audit-event.js";
+import { AuditType, DEFAULT_AUDIT_LIMIT } from "./audit-event.js";
 import { filterAuditEvents } from "./audit-reader.js";
 import type { SchemaName } from "../../db/identifiers.js";
 import type { Queryable } from "../../db/side-connection.js";
@@ -22,6 +22,15 @@ export class AuditStore {
        ON CONFLICT (id) DO NOTHING`,
       [event.id, event.cluster_id, event.time, event.category, event.type, JSON.stringify(event)],
     );
+  }
+
+  /** The highest epoch a leader change of the cluster is recorded for (0 when none). */
+  async highestLeaderChange(clusterId: string): Promise<number> {
+    const r = await this.db.query<{ epoch: string }>(
+      `SELECT coalesce(max((event->>'epoch')::bigint), 0) AS epoch FROM ${this.schema.q("audit_events")} WHERE cluster_id = $1 AND type = $2`,
+      [clusterId, AuditType.LeaderChanged],
+    );
+    return Number(r.rows[0]!.epoch);
   }
 
   /** The newest `limit` matching events, oldest first (as the file reader answers). */

@@ -8,6 +8,7 @@ import { readCoordinatorState, writeAutomaticFailover, writeDesignation, writeMa
 import { DatabaseAuthority } from "../../db/database-authority.js";
 import type { SchemaName } from "../../db/identifiers.js";
 import type { PrimaryPool } from "../../db/primary-pool.js";
+import { readEpochsAbove } from "../../db/leadership.js";
 import { AuditLog } from "../audit/audit-log.js";
 import { AuditStore } from "../audit/audit-store.js";
 import type { CoordinatorPolicy } from "../config.js";
@@ -87,7 +88,8 @@ export async function startClusterRuntime(policy: CoordinatorPolicy, shared: Sha
   });
   const [floor, durableState] = loaded;
 
-  const audit = new AuditLog(shared.auditDir, clusterId, clock, { store: new AuditStore(pool, schema), log: log.child({ component: "audit" }) });
+  const store = new AuditStore(pool, schema);
+  const audit = new AuditLog(shared.auditDir, clusterId, clock, { store, log: log.child({ component: "audit" }) });
   const truth = new DatabaseTruthPoller(pool, schema, clusterId, clock, log);
   const events = new LeaderEventLog(noLeader, () => clock.now());
   const sessions = new NodeSessions(clusterId, clock, log, { limits: policy, signal, commandTerm: shared.commandTerm });
@@ -119,6 +121,10 @@ export async function startClusterRuntime(policy: CoordinatorPolicy, shared: Sha
       writeReconcileHold: (on, by, reason) => writeReconcileHold(pool, schema, clusterId, on, by, reason),
       writeAutomaticFailover: () => writeAutomaticFailover(pool, schema, clusterId),
       writeDesignation: (nodeId) => writeDesignation(pool, schema, clusterId, nodeId),
+      termsNotAudited: async () => {
+        const auditedEpoch = await store.highestLeaderChange(clusterId);
+        return { auditedEpoch, terms: await readEpochsAbove(pool, schema, clusterId, auditedEpoch) };
+      },
     },
     recover: async (self, target, reason) => {
       await recoverSplitBrain({ ...parts, engine: self }, { strategy: "promote-leader", operator: "system", reason, caller: "coordinator (automatic recovery)", force: false, targetNode: target });

@@ -2,7 +2,8 @@ import type { Clock } from "../../core/clock.js";
 import { ErrorCode, HaError, describeError } from "../../core/errors.js";
 import type { CoordinatorState } from "../../db/coordinator-state.js";
 import type { Logger } from "../../core/log.js";
-import type { LeaderView } from "../../core/model.js";
+import { noLeader, type LeaderView } from "../../core/model.js";
+import type { EpochRow } from "../../db/leadership.js";
 import { recordAfterActing, type AuditLog } from "../audit/audit-log.js";
 import { AuditType } from "../audit/audit-event.js";
 import type { CoordinatorPolicy } from "../config.js";
@@ -62,6 +63,8 @@ export interface DurableState {
   writeAutomaticFailover(): Promise<void>;
   /** The successor queued on the lock, "" when none. */
   writeDesignation(nodeId: string): Promise<void>;
+  /** The highest epoch the shared audit records a leader change for, and the terms of leader_epochs above it, oldest first. */
+  termsNotAudited(): Promise<{ auditedEpoch: number; terms: readonly EpochRow[] }>;
 }
 
 export interface EngineCounters {
@@ -132,6 +135,10 @@ export class Engine {
   private stopped = false;
   /** The active coordinator of its tier acts; a standby only watches (EngineDeps.standby). */
   private acting: boolean;
+  /** The last term audited as ha.leader.changed (by this coordinator, or found in the audit on taking over). */
+  private audited: LeaderView = noLeader;
+  /** Epochs whose leader change this engine audited (recent ones), so taking over records none twice. */
+  private readonly auditedEpochs = new Set<number>();
   private lastReasons = "";
   private currentIntruders: IntruderFinding[] = [];
   /** Intruding sessions already audited, by pid and backend start. */
@@ -185,6 +192,7 @@ export class Engine {
     this.continueFrom(state);
     this.acting = true;
     this.deps.log.info("engine active: deciding and ordering");
+    void this.catchUpTerms();
     this.evaluate();
   }
 
@@ -621,15 +629,81 @@ export class Engine {
     else this.leaderlessSinceMs = undefined;
     const prev = this.deps.events.leader;
     const change = leaderChange(prev, next);
-    if (!change) return;
-    this.deps.events.publish(change.kind, next, change.message);
-    if (change.kind === "leader_lost") {
-      this.deps.log.warn({ previous: prev.holderId, epoch: prev.epoch }, "leader lost");
-      this.auditLater({ type: AuditType.LeaderLost, node_id: prev.holderId, epoch: prev.epoch, message: `${prev.holderId} no longer holds write authority` });
-    } else if (change.kind === "leader_changed") {
-      this.deps.log.info({ holder_id: next.holderId, epoch: next.epoch, previous: prev.holderId }, "leader changed");
-      this.auditLater({ type: AuditType.LeaderChanged, node_id: next.holderId, epoch: next.epoch, message: change.message, evidence: { previous_holder: prev.holderId, previous_epoch: prev.epoch } });
+    if (change) {
+      this.deps.events.publish(change.kind, next, change.message);
+      if (change.kind === "leader_lost") {
+        this.deps.log.warn({ previous: prev.holderId, epoch: prev.epoch }, "leader lost");
+        this.auditLater({ type: AuditType.LeaderLost, node_id: prev.holderId, epoch: prev.epoch, message: `${prev.holderId} no longer holds write authority` });
+      } else if (change.kind === "leader_changed") {
+        this.deps.log.info({ holder_id: next.holderId, epoch: next.epoch, previous: prev.holderId }, "leader changed");
+      }
     }
+    this.auditTerm(next);
+  }
+
+  /**
+   * Audits each term once (ha.leader.changed), against the last term this
+   * coordinator audited rather than the last one it published: a term that
+   * began while it was a standby (or had not taken over yet) is audited when
+   * it acts again, not lost.
+   */
+  private auditTerm(next: LeaderView): void {
+    if (!this.canAct() || next.holderId === "" || next.epoch <= this.audited.epoch) return;
+    const prev = this.audited;
+    this.audited = next;
+    this.noteAudited(next.epoch);
+    const change = leaderChange(prev, next);
+    this.auditLater({
+      type: AuditType.LeaderChanged,
+      node_id: next.holderId,
+      epoch: next.epoch,
+      message: change?.message ?? `${next.holderId} holds epoch ${next.epoch}`,
+      evidence: { previous_holder: prev.holderId, previous_epoch: prev.epoch },
+    });
+  }
+
+  /**
+   * On taking over: the terms of leader_epochs that began after the last one
+   * the audit records and ended before now (while no coordinator was acting,
+   * or before this one took over) are audited, marked as recorded late; the
+   * current term is audited as it is seen.
+   */
+  private async catchUpTerms(): Promise<void> {
+    const missed = await this.deps.durable?.termsNotAudited().catch((err: unknown) => {
+      this.deps.log.warn({ err: describeError(err) }, "cannot read the terms missing from the audit; they stay unrecorded");
+      return undefined;
+    });
+    if (!missed || !this.canAct()) return;
+    let prev: { holderId: string; epoch: number } = { holderId: "", epoch: missed.auditedEpoch };
+    for (const t of missed.terms) {
+      // The term the engine audits as it sees it (the current one, or any it audited since taking over) is not recorded twice.
+      const current = this.leader();
+      if (this.auditedEpochs.has(t.epoch) || (current.holderId === t.holderId && current.epoch === t.epoch)) continue;
+      this.noteAudited(t.epoch);
+      if (t.epoch > this.audited.epoch) this.audited = { ...noLeader, holderId: t.holderId, epoch: t.epoch };
+      this.auditLater({
+        type: AuditType.LeaderChanged,
+        node_id: t.holderId,
+        epoch: t.epoch,
+        message: `${t.holderId} held epoch ${t.epoch}${prev.holderId ? ` (was ${prev.holderId}, epoch ${prev.epoch})` : ""}; recorded late: it began while no coordinator was acting`,
+        evidence: {
+          previous_holder: prev.holderId,
+          previous_epoch: prev.epoch,
+          recorded_late: true,
+          acquired_at: t.acquiredAt.toISOString(),
+          resigned_at: t.resignedAt?.toISOString() ?? null,
+          end_reason: t.endReason ?? null,
+        },
+      });
+      prev = { holderId: t.holderId, epoch: t.epoch };
+    }
+    if (this.audited.epoch < missed.auditedEpoch) this.audited = { ...this.audited, epoch: missed.auditedEpoch };
+    this.evaluate();
+  }
+
+  private noteAudited(epoch: number): void {
+    this.auditedEpochs.add(epoch);
+    if (this.auditedEpochs.size > 1000) this.auditedEpochs.delete(this.auditedEpochs.values().next().value!);
   }
 
   private scheduleDecisions(): void {
