@@ -139,6 +139,12 @@ export class Engine {
   private audited: LeaderView = noLeader;
   /** Epochs whose leader change this engine audited (recent ones), so taking over records none twice. */
   private readonly auditedEpochs = new Set<number>();
+  /**
+   * Whether the audit's record of terms has been read since this engine began
+   * to act: until then no term is audited, so a coordinator that takes over
+   * does not record again the term the last one recorded.
+   */
+  private termsCaughtUp: boolean;
   private lastReasons = "";
   private currentIntruders: IntruderFinding[] = [];
   /** Intruding sessions already audited, by pid and backend start. */
@@ -148,6 +154,7 @@ export class Engine {
   constructor(private readonly deps: EngineDeps) {
     this.epochFloor = deps.floor.value;
     this.acting = deps.standby !== true;
+    this.termsCaughtUp = deps.standby !== true;
     // A restarted coordinator continues where the last one stopped, without auditing it again.
     if (deps.durable) this.continueFrom(deps.durable.loaded);
     this.findingState = { finding: detectSplitBrain(this.view(), deps.policy, deps.clock.monotonicMs()), detectedAt: undefined };
@@ -191,6 +198,7 @@ export class Engine {
   activate(state: CoordinatorState): void {
     this.continueFrom(state);
     this.acting = true;
+    this.termsCaughtUp = false;
     this.deps.log.info("engine active: deciding and ordering");
     void this.catchUpTerms();
     this.evaluate();
@@ -648,7 +656,7 @@ export class Engine {
    * it acts again, not lost.
    */
   private auditTerm(next: LeaderView): void {
-    if (!this.canAct() || next.holderId === "" || next.epoch <= this.audited.epoch) return;
+    if (!this.canAct() || !this.termsCaughtUp || next.holderId === "" || next.epoch <= this.audited.epoch) return;
     const prev = this.audited;
     this.audited = next;
     this.noteAudited(next.epoch);
@@ -673,7 +681,11 @@ export class Engine {
       this.deps.log.warn({ err: describeError(err) }, "cannot read the terms missing from the audit; they stay unrecorded");
       return undefined;
     });
-    if (!missed || !this.canAct()) return;
+    if (!missed || !this.canAct()) {
+      this.termsCaughtUp = true;
+      this.evaluate();
+      return;
+    }
     let prev: { holderId: string; epoch: number } = { holderId: "", epoch: missed.auditedEpoch };
     for (const t of missed.terms) {
       // The term the engine audits as it sees it (the current one, or any it audited since taking over) is not recorded twice.
@@ -697,7 +709,12 @@ export class Engine {
       });
       prev = { holderId: t.holderId, epoch: t.epoch };
     }
-    if (this.audited.epoch < missed.auditedEpoch) this.audited = { ...this.audited, epoch: missed.auditedEpoch };
+    if (this.audited.epoch < missed.auditedEpoch) {
+      // The current term, when the audit already has it, is not recorded again.
+      const current = this.leader();
+      this.audited = current.epoch === missed.auditedEpoch ? current : { ...this.audited, epoch: missed.auditedEpoch };
+    }
+    this.termsCaughtUp = true;
     this.evaluate();
   }
 
