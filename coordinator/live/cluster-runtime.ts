@@ -53,8 +53,11 @@ export interface ClusterRuntime {
   readonly events: LeaderEventLog;
   readonly watchers: { count: number };
   metrics(): MetricsSnapshot;
-  /** Starts reading the database (after the first read, done before it returns). */
-  run(): Promise<void>;
+  /**
+   * Starts reading the database (after the first read, done before it
+   * returns); `phase` (0 ≤ phase < 1) places its polls within the interval.
+   */
+  run(phase?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -159,10 +162,10 @@ export async function startClusterRuntime(policy: CoordinatorPolicy, shared: Sha
         intruders: { current: engine.intruders().length, ...counters.intruders },
       };
     },
-    run: async () => {
+    run: async (phase = 0) => {
       await truth.refresh();
       polling = Promise.all([
-        truth.run(policy.pollIntervalMs, signal),
+        truth.run(policy.pollIntervalMs, signal, Math.round(phase * policy.pollIntervalMs)),
         // One host has nothing to compare: the truth read notices its promotions.
         shared.target.hosts.length > 1 ? failover.run(policy.pollIntervalMs, signal) : Promise.resolve(),
       ]);

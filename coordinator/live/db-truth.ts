@@ -38,8 +38,13 @@ export class DatabaseTruthPoller {
     this.listeners.add(listener);
   }
 
-  /** Reads every `intervalMs` (after the previous read ended) until `signal` aborts; resolves then. */
-  async run(intervalMs: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Reads every `intervalMs` (after the previous read ended) until `signal`
+   * aborts; resolves then. `offsetMs` delays the first read, so that the
+   * clusters of one coordinator poll spread over the interval, not all at once.
+   */
+  async run(intervalMs: number, signal: AbortSignal, offsetMs = 0): Promise<void> {
+    if (offsetMs > 0) await this.clock.sleep(offsetMs, signal).catch(() => undefined);
     while (!signal.aborted) {
       // A failed read is a reading (unreachable), never an exception.
       await this.refresh();
