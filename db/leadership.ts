@@ -82,41 +82,45 @@ export async function readLockHolders(db: Queryable, clusterId: string): Promise
   }));
 }
 
+interface EpochRecord {
+  epoch: string;
+  holder_id: string;
+  acquired_at: Date;
+  resigned_at: Date | null;
+  end_reason: string | null;
+}
+
+const epochRow = (row: EpochRecord): EpochRow => ({
+  epoch: Number(row.epoch),
+  holderId: row.holder_id,
+  acquiredAt: row.acquired_at,
+  resignedAt: row.resigned_at ?? undefined,
+  endReason: row.end_reason ?? undefined,
+});
+
 export async function readEpochs(
   db: Queryable,
   s: SchemaName,
   clusterId: string,
   options: { onlyUnclosed?: boolean; limit?: number } = {},
 ): Promise<EpochRow[]> {
-  const r = await db.query<{ epoch: string; holder_id: string; acquired_at: Date; resigned_at: Date | null; end_reason: string | null }>(
+  const r = await db.query<EpochRecord>(
     `SELECT epoch, holder_id, acquired_at, resigned_at, end_reason FROM ${s.q("leader_epochs")}
       WHERE cluster_id = $1 ${options.onlyUnclosed ? "AND resigned_at IS NULL" : ""}
       ORDER BY epoch DESC LIMIT $2`,
     [clusterId, options.limit ?? 1000],
   );
-  return r.rows.map((row) => ({
-    epoch: Number(row.epoch),
-    holderId: row.holder_id,
-    acquiredAt: row.acquired_at,
-    resignedAt: row.resigned_at ?? undefined,
-    endReason: row.end_reason ?? undefined,
-  }));
+  return r.rows.map(epochRow);
 }
 
 /** The terms above `epoch`, oldest first (at most `limit`). */
 export async function readEpochsAbove(db: Queryable, s: SchemaName, clusterId: string, epoch: number, limit = 100): Promise<EpochRow[]> {
-  const r = await db.query<{ epoch: string; holder_id: string; acquired_at: Date; resigned_at: Date | null; end_reason: string | null }>(
+  const r = await db.query<EpochRecord>(
     `SELECT epoch, holder_id, acquired_at, resigned_at, end_reason FROM ${s.q("leader_epochs")}
       WHERE cluster_id = $1 AND epoch > $2 ORDER BY epoch LIMIT $3`,
     [clusterId, epoch, limit],
   );
-  return r.rows.map((row) => ({
-    epoch: Number(row.epoch),
-    holderId: row.holder_id,
-    acquiredAt: row.acquired_at,
-    resignedAt: row.resigned_at ?? undefined,
-    endReason: row.end_reason ?? undefined,
-  }));
+  return r.rows.map(epochRow);
 }
 
 /** Opens the next epoch on the lock's own session (see open_epoch in migrations.ts). */
