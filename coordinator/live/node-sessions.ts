@@ -207,11 +207,13 @@ export class NodeSessions {
       this.log.warn({ node_id: nodeId, principal: p.name, peer: ctx.peer }, "agent stream refused: caller lacks the agent role");
       throw new HaError(ErrorCode.PermissionDenied, `${p.name} may not open an agent stream: it lacks the agent role`);
     }
-    if (p.kind === "certificate" && p.nodeId !== nodeId) {
-      this.log.warn({ node_id: nodeId, principal: p.name, peer: ctx.peer }, "agent stream refused: node id does not match the certificate");
+    // A certificate's CN and an agent token's NAME are the node it may report as.
+    if (p.kind !== "anonymous" && p.nodeId !== nodeId) {
+      const proof = p.kind === "certificate" ? "certificate" : "token";
+      this.log.warn({ node_id: nodeId, principal: p.name, peer: ctx.peer }, `agent stream refused: node id does not match the ${proof}`);
       throw new HaError(
         ErrorCode.PermissionDenied,
-        p.nodeId ? `stream names node ${nodeId} but its certificate names ${p.nodeId}` : `stream names node ${nodeId} but its certificate names no node`,
+        p.nodeId ? `stream names node ${nodeId} but its ${proof} names ${p.nodeId}` : `stream names node ${nodeId} but its ${proof} names no node`,
       );
     }
   }

@@ -65,6 +65,24 @@ describe("agent streams are bound to who the caller proved to be", () => {
     expect(audited).toEqual([]);
   });
 
+  it("an agent token for cp-node-1 cannot open a stream as cp-node-2 either; the view and the audit do not change", async () => {
+    const { sessions, audited, open, reportMsg, settle } = sessionsUnderTest();
+    const token = (nodeId: string): Principal => ({ kind: "token", name: `token:${nodeId}`, roles: new Set(["read", "agent"]), nodeId });
+    const good = open("cp-node-1", token("cp-node-1"));
+    good.requests.push(reportMsg("cp-node-1"));
+    await settle();
+    const before = sessions.nodes();
+    const rogue = open("cp-node-2", token("cp-node-1"));
+    rogue.requests.push(reportMsg("cp-node-2"));
+    const err = (await rogue.first.catch((e: unknown) => e)) as HaError;
+    expect(err.code).toBe("permission_denied");
+    expect(err.message).toBe("stream names node cp-node-2 but its token names cp-node-1");
+    await settle();
+    expect(sessions.nodes()).toEqual(before);
+    expect(sessions.isConnected("cp-node-2")).toBe(false);
+    expect(audited).toEqual([]);
+  });
+
   it("a caller without the agent role may not open an agent stream; anonymous (no credentials configured) still may", async () => {
     const { sessions, open, reportMsg, settle } = sessionsUnderTest();
     const reader = open("cp-node-1", { kind: "token", name: "token:dashboard", roles: new Set(["read"]), nodeId: undefined });
