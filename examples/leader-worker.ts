@@ -24,7 +24,12 @@ const leaseMs = process.env.AUTONOMY_LEASE_MS ? Number(process.env.AUTONOMY_LEAS
 
 const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
 pool.on("error", () => undefined); // a dropped idle connection is replaced on next use
-await pool.query("CREATE TABLE IF NOT EXISTS example_jobs (id bigserial PRIMARY KEY, epoch bigint NOT NULL, node text NOT NULL, done_at timestamptz NOT NULL DEFAULT now())");
+// Every node runs this at start; CREATE TABLE IF NOT EXISTS is not safe against a
+// concurrent twin (both can pass the check), so the creators take turns on a lock.
+await pool.query(`BEGIN;
+  SELECT pg_advisory_xact_lock(hashtext('example_jobs'));
+  CREATE TABLE IF NOT EXISTS example_jobs (id bigserial PRIMARY KEY, epoch bigint NOT NULL, node text NOT NULL, done_at timestamptz NOT NULL DEFAULT now());
+  COMMIT`);
 
 const stop = new AbortController();
 process.once("SIGINT", () => stop.abort());

@@ -47,6 +47,12 @@ describe("a promotion that lost the newest terms", () => {
       });
     }
     const lostMax = Math.max(...(await termsOn(primary)).map((t) => t.epoch));
+    // The claim is about epochs the agents saw: a follower that had not yet read
+    // the newest term could not know it, whoever wins on the promoted server.
+    await waitFor(async () => (await Promise.all(agents.map((a) => a.highestEpochSeen()))).every((e) => e === lostMax), {
+      timeoutMs: 10_000,
+      what: `every agent to have seen epoch ${lostMax}`,
+    });
 
     // The primary is lost; the standby comes up alone and is promoted.
     await p.kill("SIGKILL");

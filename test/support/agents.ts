@@ -60,6 +60,11 @@ export class AgentProcess {
     return (await getJson<LeaderHealth>(`${this.url}/v1/health/leader`))?.body;
   }
 
+  /** The highest epoch this agent has seen on any server (its /readyz cluster view). */
+  async highestEpochSeen(): Promise<number | undefined> {
+    return (await getJson<{ cluster?: { highest_epoch: number } }>(`${this.url}/readyz`))?.body.cluster?.highest_epoch;
+  }
+
   async writeReady(): Promise<{ status: number; ready: boolean } | undefined> {
     const r = await getJson<{ ready: boolean }>(`${this.url}/v1/health/write-ready`);
     return r && { status: r.status, ready: r.body.ready };
