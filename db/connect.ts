@@ -43,6 +43,8 @@ export interface ConnectOptions {
   readonly keepAlive?: boolean;
   /** Ends a statement that runs (or waits for a reply) longer than this; none by default. */
   readonly statementTimeoutMs?: number;
+  /** The session's lock_timeout, sent with the startup packet (no round trip); none by default. */
+  readonly lockTimeoutMs?: number;
   /**
    * Judges a host that passed target_session_attrs: a reason to refuse it
    * (say, a primary that a promotion superseded), or undefined to take it.
@@ -71,6 +73,7 @@ export async function connectDatabase(
       keepAlive: options.keepAlive ?? true,
       keepAliveInitialDelayMillis: 1000,
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs + 1_000 } : {}),
+      ...(options.lockTimeoutMs ? { lock_timeout: options.lockTimeoutMs } : {}),
     });
     client.on("error", onError);
     try {

@@ -16,7 +16,12 @@ export interface LockSessionOptions {
   readonly connectTimeoutMs: number;
   /** Cancels a statement of this session from another connection (pg_cancel_backend). */
   readonly cancel: (pid: number) => Promise<void>;
-  /** How long opening or closing an epoch may wait for leadership_state's row lock. */
+  /**
+   * The session's lock_timeout: how long opening or closing an epoch (or a
+   * heartbeat) may wait for leadership_state's row lock. Set once at connect,
+   * so no statement on the path from lock grant to open term pays a round
+   * trip for it; a wait on the advisory lock sets its own for that statement.
+   */
   readonly statementLockTimeoutMs: number;
   /** Paces the repeated cancel of an aborted lock wait; the system clock when omitted. */
   readonly clock?: Clock;
@@ -60,6 +65,7 @@ export class LockSession {
         applicationName: options.nodeId,
         connectTimeoutMs: options.connectTimeoutMs,
         keepAlive: true,
+        lockTimeoutMs: options.statementLockTimeoutMs,
         accept: options.authority?.accept((chosen) => (server = chosen)),
       },
       (err) => session?.markDead(err),
@@ -70,10 +76,34 @@ export class LockSession {
       const second = await backendPid(client);
       if (first !== second) throw pooled(first, second);
       session = new LockSession(client, first, options, server);
+      await session.warmUp();
       return session;
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * Runs open_epoch once for a cluster id no real cluster can have (':' is
+   * not allowed in one), inside a transaction that is rolled back: nothing
+   * is written and nothing is locked afterwards. A fresh backend's first
+   * open_epoch costs several times a warm one (plpgsql compiles the function,
+   * plans each statement, and loads the catalog entries of every table it
+   * touches), and that first call is the one between the lock's grant and
+   * Write-Ready when the leader fails. Best effort: any error is ignored.
+   */
+  private async warmUp(): Promise<void> {
+    const cluster = this.client.escapeLiteral(WARM_UP_CLUSTER_ID);
+    try {
+      const [, locked] = await this.queryAll(`BEGIN; SELECT pg_try_advisory_xact_lock(${LOCK_CLASS_ID}, hashtext(${cluster})) AS locked`);
+      if ((locked?.rows[0] as { locked?: boolean } | undefined)?.locked) {
+        await this.queryAll(`SELECT * FROM ${this.options.schema.q("open_epoch")}(${cluster}, ${this.client.escapeLiteral(this.options.nodeId)}, 0)`);
+      }
+    } catch {
+      // A standby, a fenced server, a schema not yet migrated: the first real open_epoch is just slower.
+    } finally {
+      if (this.alive) await this.queryAll("ROLLBACK").catch(() => undefined);
     }
   }
 
@@ -91,10 +121,26 @@ export class LockSession {
     try {
       return (await this.client.query<R>(sql, params)).rows;
     } catch (err) {
-      const e = toHaError(err, "lock session");
-      // 57014 (query_canceled) ends one statement, not the session.
-      if (e.code === ErrorCode.Unavailable && (err as { code?: string }).code !== "57014") this.markDead(e);
-      throw e;
+      throw this.failed(err);
+    }
+  }
+
+  /** The error to throw for a failed statement; a connection-level failure ends the session. */
+  private failed(err: unknown): HaError {
+    const e = toHaError(err, "lock session");
+    // 57014 (query_canceled) ends one statement, not the session.
+    if (e.code === ErrorCode.Unavailable && (err as { code?: string }).code !== "57014") this.markDead(e);
+    return e;
+  }
+
+  /** A simple query of several statements (no parameters): one round trip, one implicit transaction. */
+  private async queryAll(sql: string): Promise<pg.QueryResult[]> {
+    if (this.dead) throw new HaError(ErrorCode.Unavailable, `lock session is gone: ${this.dead.message}`);
+    try {
+      const r = (await this.client.query(sql)) as unknown as pg.QueryResult | pg.QueryResult[];
+      return Array.isArray(r) ? r : [r];
+    } catch (err) {
+      throw this.failed(err);
     }
   }
 
@@ -117,8 +163,14 @@ export class LockSession {
   }
 
   /**
-   * Waits on the lock up to `ms` (lock_timeout), so this session is granted the
-   * lock the moment the holder's session ends. Aborting cancels the wait.
+   * Waits on the lock up to `ms`, so this session is granted the lock the
+   * moment the holder's session ends. Aborting cancels the wait.
+   *
+   * One round trip: SET LOCAL and the wait go in one simple query, which
+   * PostgreSQL runs as one implicit transaction, so the wait's lock_timeout
+   * ends with it and the session's own is back before open_epoch runs.
+   * The extended protocol takes a single statement, hence literals (a
+   * number and an escaped string).
    */
   async waitLock(ms: number, signal: AbortSignal): Promise<boolean> {
     if (signal.aborted) return false;
@@ -134,13 +186,12 @@ export class LockSession {
       })();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      await this.query(`SELECT set_config('lock_timeout', $1, false)`, [`${Math.max(1, Math.round(ms))}ms`]);
-      if (signal.aborted) return false;
-      const [row] = await this.query<{ pid: number }>("SELECT pg_advisory_lock($1, hashtext($2)), pg_backend_pid() AS pid", [
-        LOCK_CLASS_ID,
-        this.options.clusterId,
-      ]);
-      this.checkPid(row!.pid);
+      const timeout = `${Math.max(1, Math.round(ms))}ms`;
+      const results = await this.queryAll(
+        `SET LOCAL lock_timeout = '${timeout}'; SELECT pg_advisory_lock(${LOCK_CLASS_ID}, hashtext(${this.client.escapeLiteral(this.options.clusterId)})), pg_backend_pid() AS pid`,
+      );
+      const pid = (results.at(-1)?.rows[0] as { pid: number } | undefined)?.pid;
+      this.checkPid(pid ?? -1);
       return true;
     } catch (err) {
       const cause = (err as HaError).cause as { code?: string } | undefined;
@@ -150,7 +201,6 @@ export class LockSession {
     } finally {
       waiting = false;
       signal.removeEventListener("abort", onAbort);
-      if (this.alive) await this.query(`SELECT set_config('lock_timeout', '0', false)`, []).catch(() => undefined);
     }
   }
 
@@ -164,19 +214,16 @@ export class LockSession {
     return this.bounded("open epoch", () => openEpoch(this.client, this.options.schema, this.options.clusterId, this.options.nodeId, floor));
   }
 
+  /** Runs `work` (bounded by the session's lock_timeout), naming what timed out. */
   private async bounded<T>(what: string, work: () => Promise<T>): Promise<T> {
     if (this.dead) throw new HaError(ErrorCode.Unavailable, `lock session is gone: ${this.dead.message}`);
-    await this.query(`SELECT set_config('lock_timeout', $1, false)`, [`${this.options.statementLockTimeoutMs}ms`]);
     try {
       return await work();
     } catch (err) {
-      const e = toHaError(err, what);
       if ((err as { code?: string }).code === "55P03") {
         throw new HaError(ErrorCode.Unavailable, `${what}: leadership_state stayed locked for ${this.options.statementLockTimeoutMs}ms, most likely by an application transaction still open on an older epoch`, { cause: err });
       }
-      throw e;
-    } finally {
-      if (this.alive) await this.query(`SELECT set_config('lock_timeout', '0', false)`, []).catch(() => undefined);
+      throw toHaError(err, what);
     }
   }
 
@@ -228,6 +275,9 @@ export class LockSession {
     await this.client.end().catch(() => undefined);
   }
 }
+
+/** The cluster id warmUp opens a term for, rolled back; never a valid --cluster-id. */
+const WARM_UP_CLUSTER_ID = "autonomy:warm-up";
 
 async function backendPid(client: pg.Client): Promise<number> {
   const r = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
