@@ -139,6 +139,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
         execute,
         clock,
         log: log.child({ component: "report-stream", coordinator: coordinatorUrl }),
+        connectionChanged: () => elector.reconsider(),
       }),
   );
 

@@ -25,6 +25,8 @@ export interface ReportStreamOptions {
   readonly log: Logger;
   /** The longest wait between attempts, and the wait after a refusal that will not fix itself (default 5s). */
   readonly backoffMaxMs?: number;
+  /** Called when the stream connects or drops: the election queues on the lock only while no coordinator is connected. */
+  readonly connectionChanged?: () => void;
 }
 
 const BACKOFF_BASE_MS = 200;
@@ -110,7 +112,10 @@ export class ReportStream {
           log.warn({ err: describeError(err), url: this.options.coordinatorUrl }, "coordinator stream failed");
         }
       } finally {
-        this.connectedSince = undefined;
+        if (this.connectedSince !== undefined) {
+          this.connectedSince = undefined;
+          this.options.connectionChanged?.();
+        }
       }
       if (clock.monotonicMs() - started > HEALTHY_STREAM_MS) attempt = 0;
       // Retrying sooner cannot help a permanent refusal: wait the longest, with a little jitter.
@@ -140,6 +145,7 @@ export class ReportStream {
       if (!streamAbort.signal.aborted) {
         this.connectedSince = this.options.clock.monotonicMs();
         this.options.log.info({ url: this.options.coordinatorUrl }, "streaming reports to the coordinator");
+        this.options.connectionChanged?.();
       }
       while (!streamAbort.signal.aborted) {
         await this.waitForChange(streamAbort.signal);

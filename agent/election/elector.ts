@@ -41,8 +41,8 @@ export interface Coordination {
   readonly startupGraceMs: number;
 }
 
-/** A successor's wait is re-armed in slices so it re-checks hold and shutdown. */
-const SUCCESSOR_WAIT_SLICE_MS = 5_000;
+/** A wait on the lock is re-armed in slices, so it re-checks what it could miss (it is also interrupted on a change). */
+const LOCK_WAIT_SLICE_MS = 5_000;
 
 /**
  * The election as a thin loop: each pass reads what it knows, asks
@@ -104,7 +104,11 @@ export class Elector extends EventEmitter<{ change: [] }> {
       clock,
       log,
       selfReady: () => this.readiness().ready,
-      changed: () => this.changed(),
+      changed: () => {
+        // A hold recorded while queued on the lock: leave the queue now, not at the slice's end.
+        if (this.lastKind === "lock_wait" && this.observer.current.recordedHold) this.interrupt();
+        this.changed();
+      },
     });
     this.terms = new TermKeeper(
       {
@@ -140,7 +144,7 @@ export class Elector extends EventEmitter<{ change: [] }> {
       campaignIntervalMs: config.campaignIntervalMs,
       nofailover: config.nofailover,
       successor: config.successor,
-      successorWaitSliceMs: SUCCESSOR_WAIT_SLICE_MS,
+      lockWaitSliceMs: LOCK_WAIT_SLICE_MS,
     };
   }
 
@@ -305,9 +309,9 @@ export class Elector extends EventEmitter<{ change: [] }> {
         return serveOrderedCampaign(this.commandContext, this.liveSession(), step.waitMs, signal);
       case "ordered_campaign_expired":
         return expireOrderedCampaign(this.commandContext, step.reason);
-      case "successor_wait": {
+      case "lock_wait": {
         const session = this.liveSession();
-        if (await session.waitLock(step.waitMs, signal)) await this.terms.open(session, 0, "designated successor");
+        if (await session.waitLock(step.waitMs, signal)) await this.terms.open(session, 0, this.config.successor ? "designated successor" : "first in the lock's queue");
         return;
       }
       case "campaign": {

@@ -6,7 +6,7 @@ import { STEP_KINDS, decideCommand, nextStep, type Step, type StepConfig, type S
 import type { Term } from "./readiness.js";
 
 const NOW = 100_000;
-const config: StepConfig = { leaseMs: 1_500, heartbeatIntervalMs: 200, campaignIntervalMs: 100, nofailover: false, successor: false, successorWaitSliceMs: 5_000 };
+const config: StepConfig = { leaseMs: 1_500, heartbeatIntervalMs: 200, campaignIntervalMs: 100, nofailover: false, successor: false, lockWaitSliceMs: 5_000 };
 
 const term = (confirmedAtMs = NOW - 100): Term => ({ epoch: 7, acquiredAt: new Date(0), confirmedAtMs, heartbeatAt: undefined });
 const command = (action: CommandAction, epoch = 7): NodeCommand => ({ commandId: "c-1", epoch, action, reason: "test" });
@@ -86,19 +86,22 @@ const cases: Case[] = [
   ["a node that just resigned stays out so the chosen successor wins", follower, inputs({ quiet: { untilMs: NOW + 900, why: "resign_backoff" } }), config,
     { kind: "resign_backoff", inMs: 900 }],
   ["a held node waits at least the quiet period", held, inputs({ quiet: { untilMs: NOW + 900, why: "resign_backoff" } }), config, { kind: "held", inMs: 900 }],
-  ["the grace is over at its deadline", follower, inputs({ quiet: { untilMs: NOW, why: "startup_grace" } }), config, { kind: "campaign", inMs: 0 }],
+  ["the grace is over at its deadline", follower, inputs({ quiet: { untilMs: NOW, why: "startup_grace" } }), config, { kind: "lock_wait", waitMs: 5_000 }],
   // Campaigning on its own.
   ["a --successor waits on the lock, one slice at a time", follower, inputs(), { ...config, successor: true },
-    { kind: "successor_wait", waitMs: 5_000, reason: "--successor: waiting on the lock" }],
-  ["alone, a follower tries a free lock every --campaign-interval", follower, inputs(), config,
-    { kind: "campaign", inMs: 0, intervalMs: 100, reason: "trying a free lock every 100ms" }],
+    { kind: "lock_wait", waitMs: 5_000, reason: "--successor: waiting on the lock" }],
+  ["a --successor keeps its place in the queue under a coordinator", follower, inputs({ coordinatorConnected: true }), { ...config, successor: true },
+    { kind: "lock_wait", waitMs: 5_000 }],
+  ["alone, a follower waits on the lock rather than polling it", follower, inputs(), config,
+    { kind: "lock_wait", waitMs: 5_000, reason: "no coordinator connected: waiting on the lock (the first in its queue leads next)" }],
   ["with a coordinator connected, only a 2 s backstop", follower, inputs({ coordinatorConnected: true }), config,
     { kind: "campaign", inMs: 0, intervalMs: 2_000, reason: "coordinator connected: trying a free lock every 2000ms as a backstop" }],
   ["a longer --campaign-interval is kept under a coordinator", follower, inputs({ coordinatorConnected: true }), { ...config, campaignIntervalMs: 5_000 },
     { kind: "campaign", intervalMs: 5_000 }],
-  ["the next try waits for its turn", follower, inputs({ nextCampaignMs: NOW + 60 }), config, { kind: "campaign", inMs: 60 }],
-  ["after a hung leader's session was ended the next try is at once", follower, inputs({ nextCampaignMs: 0 }), config, { kind: "campaign", inMs: 0 }],
-  ["a fenced node with a live session campaigns like a follower", fenced, inputs(), config, { kind: "campaign" }],
+  ["the next try waits for its turn", follower, inputs({ coordinatorConnected: true, nextCampaignMs: NOW + 60 }), config, { kind: "campaign", inMs: 60 }],
+  ["after a hung leader's session was ended the next try is at once", follower, inputs({ coordinatorConnected: true, nextCampaignMs: 0 }), config, { kind: "campaign", inMs: 0 }],
+  ["a fenced node with a live session queues like a follower", fenced, inputs(), config, { kind: "lock_wait" }],
+  ["a --nofailover node never queues, coordinator or not", follower, inputs(), { ...config, nofailover: true }, { kind: "nofailover" }],
 ];
 
 describe("nextStep: one pass of the election loop, as a kind and a reason", () => {

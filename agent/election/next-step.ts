@@ -1,7 +1,7 @@
 import type { NodeCommand } from "../../core/model.js";
 import { campaignFloorRefusal } from "./campaign-floor.js";
 import { termOf, type ElectionState } from "./election-state.js";
-import { lockAuthority, selfCampaignIntervalMs } from "./readiness.js";
+import { coordinatedCampaignIntervalMs, lockAuthority } from "./readiness.js";
 
 /** Why a node stays out of the race for a while after start or after resigning. */
 export interface Quiet {
@@ -35,8 +35,8 @@ export interface StepConfig {
   readonly campaignIntervalMs: number;
   readonly nofailover: boolean;
   readonly successor: boolean;
-  /** A successor's wait on the lock is re-armed in slices of this length. */
-  readonly successorWaitSliceMs: number;
+  /** A wait on the lock is re-armed in slices of this length. */
+  readonly lockWaitSliceMs: number;
 }
 
 /**
@@ -60,9 +60,12 @@ export type Step =
   /** The ordered campaign's wait is over without the lock: answer it as failed. */
   | { readonly kind: "ordered_campaign_expired"; readonly reason: string }
   | { readonly kind: "held" | "nofailover" | "startup_grace" | "resign_backoff"; readonly reason: string; readonly inMs: number }
-  /** A --successor waits on the lock, one slice at a time. */
-  | { readonly kind: "successor_wait"; readonly reason: string; readonly waitMs: number }
-  /** Try the lock once (pg_try_advisory_lock); the next try is intervalMs later. */
+  /**
+   * Queue on the lock (pg_advisory_lock), one slice at a time: a --successor
+   * always, any follower while no coordinator is connected.
+   */
+  | { readonly kind: "lock_wait"; readonly reason: string; readonly waitMs: number }
+  /** Try the lock once (pg_try_advisory_lock); the next try is intervalMs later (a backstop under a coordinator). */
   | { readonly kind: "campaign"; readonly reason: string; readonly inMs: number; readonly intervalMs: number };
 
 export type StepKind = Step["kind"];
@@ -80,7 +83,7 @@ export const STEP_KINDS: readonly StepKind[] = [
   "nofailover",
   "startup_grace",
   "resign_backoff",
-  "successor_wait",
+  "lock_wait",
   "campaign",
 ];
 
@@ -125,17 +128,20 @@ export function nextStep(state: ElectionState, inputs: StepInputs, config: StepC
       ? standBy("startup_grace", "startup grace: leaving the first word to the coordinator")
       : standBy("resign_backoff", "resigned: staying out of the race so the chosen successor wins");
   }
-  if (config.successor) {
-    return { kind: "successor_wait", waitMs: config.successorWaitSliceMs, reason: "--successor: waiting on the lock" };
+  if (config.successor) return { kind: "lock_wait", waitMs: config.lockWaitSliceMs, reason: "--successor: waiting on the lock" };
+  // Alone, every follower queues on the lock as the floor's agents do: the
+  // first in the queue is granted it the instant the leader's session ends.
+  // Under a coordinator only its designated successor queues (it weighs
+  // priority and lag); the others try a free lock now and then as a backstop.
+  if (!inputs.coordinatorConnected) {
+    return { kind: "lock_wait", waitMs: config.lockWaitSliceMs, reason: "no coordinator connected: waiting on the lock (the first in its queue leads next)" };
   }
-  const intervalMs = selfCampaignIntervalMs(config.campaignIntervalMs, inputs.coordinatorConnected);
+  const intervalMs = coordinatedCampaignIntervalMs(config.campaignIntervalMs);
   return {
     kind: "campaign",
     inMs: Math.max(0, inputs.nextCampaignMs - nowMs),
     intervalMs,
-    reason: inputs.coordinatorConnected
-      ? `coordinator connected: trying a free lock every ${intervalMs}ms as a backstop`
-      : `trying a free lock every ${intervalMs}ms`,
+    reason: `coordinator connected: trying a free lock every ${intervalMs}ms as a backstop`,
   };
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { roleOf, type ElectionState } from "./election-state.js";
 import { shouldTakeOver } from "./hung-leader.js";
 import { watchHeartbeat } from "./leader-observer.js";
-import { COORDINATED_CAMPAIGN_MS, leaseLeftMs, lockAuthority, selfCampaignIntervalMs, writeReadiness, type Term } from "./readiness.js";
+import { COORDINATED_CAMPAIGN_MS, coordinatedCampaignIntervalMs, leaseLeftMs, lockAuthority, writeReadiness, type Term } from "./readiness.js";
 
 const term: Term = { epoch: 7, acquiredAt: new Date(0), confirmedAtMs: 1_000, heartbeatAt: undefined };
 const base = { term, sessionAlive: true, nowMs: 1_500, leaseMs: 3_000, syncReplicas: 1, minSyncReplicas: 0 };
@@ -53,9 +53,8 @@ describe("roleOf", () => {
 
 describe("a follower's own campaign interval", () => {
   it("leaves the choice to a connected coordinator and is a backstop only", () => {
-    expect(selfCampaignIntervalMs(200, false)).toBe(200);
-    expect(selfCampaignIntervalMs(200, true)).toBe(COORDINATED_CAMPAIGN_MS);
-    expect(selfCampaignIntervalMs(5_000, true)).toBe(5_000);
+    expect(coordinatedCampaignIntervalMs(200)).toBe(COORDINATED_CAMPAIGN_MS);
+    expect(coordinatedCampaignIntervalMs(5_000)).toBe(5_000);
   });
 });
 

@@ -67,11 +67,11 @@ export function writeReadiness(input: ReadinessInput): Readiness {
 export const COORDINATED_CAMPAIGN_MS = 2_000;
 
 /**
- * A follower's own campaign interval. While a coordinator is connected it
- * picks the successor by priority and lag (and orders it within its poll
- * interval), so the follower only tries a free lock as a slower backstop;
- * alone, it tries every --campaign-interval.
+ * A follower's own campaign interval while a coordinator is connected: the
+ * coordinator picks the successor by priority and lag (and orders it within
+ * its poll interval), so the follower only tries a free lock as a slower
+ * backstop. Alone, a follower does not poll at all: it waits on the lock.
  */
-export function selfCampaignIntervalMs(campaignIntervalMs: number, coordinatorConnected: boolean): number {
-  return coordinatorConnected ? Math.max(campaignIntervalMs, COORDINATED_CAMPAIGN_MS) : campaignIntervalMs;
+export function coordinatedCampaignIntervalMs(campaignIntervalMs: number): number {
+  return Math.max(campaignIntervalMs, COORDINATED_CAMPAIGN_MS);
 }
