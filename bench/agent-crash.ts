@@ -1,37 +1,48 @@
+import pg from "pg";
 import { LeaderService } from "../gen/autonomy/ha/v1/leader_pb.js";
 import { waitFor } from "../core/clock.js";
+import { DEFAULT_CLUSTER_ID } from "../db/identifiers.js";
+import { readLockWaiters } from "../db/lock-oversight.js";
 import { clientFor } from "../rpc/client.js";
 import { startPgCluster } from "../pgcluster/index.js";
 import { AgentProcess, writeReadyAgents } from "../test/support/agents.js";
 import { testCredentials } from "../test/support/pki.js";
+import { CoordinatorProcess } from "./support/coordinator-process.js";
 import { summarize, type BenchResult } from "./stats.js";
+
+/** How the followers are arranged when the leader dies. */
+export type CrashSetup =
+  /** A coordinator as deployed: it designates one follower, which queues on the lock; the others only try it as a backstop. */
+  | "coordinator"
+  /** No coordinator: every follower queues on the lock. */
+  | "alone";
 
 /**
  * SIGKILL of the leader's agent → the new leader's Write-Ready, seen on the
  * survivors' WatchLeader streams (no polling between the two instants).
- * With `successor`, one follower waits on the lock (as the coordinator
- * arranges); without, followers try the lock on their campaign interval.
+ * Each crash comes once the cluster is steady: one Write-Ready leader and a
+ * follower queued on the lock (with a coordinator: the one it designated).
  */
-export async function agentCrashBench(rounds: number, successor: boolean): Promise<BenchResult> {
+export async function agentCrashBench(rounds: number, setup: CrashSetup): Promise<BenchResult> {
   const cluster = await startPgCluster({ standbys: 0 });
+  const db = new pg.Client({ connectionString: cluster.primary.url() });
+  let coordinator: CoordinatorProcess | undefined;
   const agents: AgentProcess[] = [];
-  const successors = new Set<string>();
-  const start = (nodeId: string, asSuccessor: boolean) => {
-    if (asSuccessor) successors.add(nodeId);
-    return AgentProcess.start({ nodeId, databaseUrl: cluster.primary.url(), successor: asSuccessor });
-  };
   const samples: number[] = [];
   try {
-    agents.push(...(await Promise.all(["cp-node-1", "cp-node-2", "cp-node-3"].map((id, i) => start(id, successor && i === 1)))));
+    await db.connect();
+    coordinator = setup === "coordinator" ? await CoordinatorProcess.start(cluster.primary.url()) : undefined;
+    const start = (nodeId: string) => AgentProcess.start({ nodeId, databaseUrl: cluster.primary.url(), ...(coordinator ? { coordinatorUrl: coordinator.url } : {}) });
+    agents.push(...(await Promise.all(["cp-node-1", "cp-node-2", "cp-node-3"].map(start))));
     for (let round = 0; round < rounds; round++) {
       const leader = await waitFor(async () => {
         const ready = await writeReadyAgents(agents);
         return ready.length === 1 ? ready[0] : undefined;
       }, { timeoutMs: 20_000, what: "one leader" });
+      await waitFor(async () => (await readLockWaiters(db, DEFAULT_CLUSTER_ID)).some((w) => w !== leader.nodeId), { timeoutMs: 20_000, intervalMs: 20, what: "a follower queued on the lock" });
       const survivors = agents.filter((a) => a !== leader);
       const watch = new AbortController();
       let killedAt = 0;
-      let newLeader: string | undefined;
       const seen = new Promise<number>((resolve) => {
         for (const s of survivors) {
           void (async () => {
@@ -46,27 +57,31 @@ export async function agentCrashBench(rounds: number, successor: boolean): Promi
       killedAt = performance.now();
       await leader.process.kill();
       const readyAt = await seen;
-      newLeader = (await writeReadyAgents(survivors))[0]?.nodeId;
       watch.abort();
       samples.push(readyAt - killedAt);
+      // The crashed node comes back as a follower.
       agents.splice(agents.indexOf(leader), 1);
-      successors.delete(leader.nodeId);
-      // The crashed node comes back as a follower; when the successor has just
-      // become leader, the returning node is the next designated successor.
-      const successorWaiting = agents.some((a) => successors.has(a.nodeId) && a.nodeId !== newLeader);
-      agents.push(await start(leader.nodeId, successor && !successorWaiting));
+      agents.push(await start(leader.nodeId));
     }
   } finally {
     await Promise.all(agents.map((a) => a.process.stop()));
+    await coordinator?.stop();
+    await db.end().catch(() => undefined);
     await cluster.close();
   }
   return {
-    name: successor ? "agent crash → Write-Ready (designated successor)" : "agent crash → Write-Ready (try-lock loop)",
+    name: setup === "coordinator" ? "agent crash → Write-Ready (coordinator: designated successor)" : "agent crash → Write-Ready (no coordinator: followers queued on the lock)",
     target: "median ≤ 250 ms",
     unit: "ms",
     summary: summarize(samples),
     samples,
-    settings: { rounds, campaignInterval: "100ms", heartbeatInterval: "200ms", lease: "1500ms", successor },
+    settings: {
+      rounds,
+      setup,
+      agentTimings: "FAST_TIMINGS (heartbeat 200ms, lease 1500ms, campaign 100ms)",
+      coordinator: coordinator ? "child process, default policy (--designate-successor)" : "none",
+      steadyBeforeEachCrash: "one Write-Ready leader and a follower queued on the lock (pg_locks)",
+    },
     pass: summarize(samples).median <= 250,
   };
 }

@@ -13,7 +13,7 @@ import { restartablePort } from "./ports.js";
 import { startAgents, type ChaosAgent } from "./agents.js";
 import { checkHistory, type CheckResult } from "./checker.js";
 import { readAudit, snapshotServer } from "./collect.js";
-import { BIN, ensureBuilt } from "./build.js";
+import { BIN, ensureBuilt } from "../scripts/compiled-cli.js";
 import { Coordinators } from "./coordinators.js";
 import { ChaosDatabase } from "./database.js";
 import type { BlindWindow, ChaosHistory, FaultRecord, HostileOutcome, Promotion } from "./history.js";
@@ -43,7 +43,7 @@ export async function runChaos(options: ChaosOptions, print: (line: string) => v
   const log = (line: string) => {
     if (options.verbose) print(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
   };
-  ensureBuilt(print);
+  ensureBuilt((line) => print(`chaos: ${line}`));
   const schedule = buildSchedule({ seed: options.seed, durationMs: options.durationMs, faults: options.faults, nodes: options.nodes });
   print(`chaos: seed ${options.seed}, ${options.durationMs / 1000}s, ${options.nodes} agents, ${schedule.length} faults:\n${describeSchedule(schedule)}`);
 

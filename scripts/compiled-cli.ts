@@ -1,7 +1,8 @@
-// The cluster under test runs the compiled CLI (dist/): its processes start
-// several times faster than through tsx, which matters when faults restart
-// them. A dist/ older than the sources would test old code, so it is rebuilt
-// first whenever a source file is newer.
+// The chaos run and the benchmarks run the compiled CLI (dist/), as users
+// do: its processes start several times faster than through tsx, which
+// matters when faults restart them, and they carry no compiler in memory. A
+// dist/ older than the sources would run old code, so it is rebuilt first
+// whenever a source file is newer.
 
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -26,7 +27,7 @@ export function ensureBuilt(print: (line: string) => void): void {
   const built = existsSync(BIN) ? statSync(BIN).mtimeMs : 0;
   const sources = Math.max(...SOURCES.map((d) => newestSource(path.join(ROOT, d))));
   if (built >= sources) return;
-  print(built === 0 ? "chaos: building dist/ (missing)" : "chaos: rebuilding dist/ (the sources are newer)");
+  print(built === 0 ? "building dist/ (missing)" : "rebuilding dist/ (the sources are newer)");
   const r = spawnSync(process.execPath, [path.join(ROOT, "scripts/build.mjs")], { cwd: ROOT, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`npm run build failed:\n${r.stdout}${r.stderr}`);
 }

@@ -7,7 +7,7 @@ export interface PeerRow {
   /** Absent when another row carries the same figure (ours: one switchover, two crash modes). */
   readonly switchover?: BenchResult;
   readonly caveat: string;
-  readonly ours?: "crash" | "crash-try-lock";
+  readonly ours?: "crash" | "crash-alone";
 }
 
 const ms = (x: number) => (Number.isFinite(x) ? (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`) : "-");
@@ -36,18 +36,18 @@ export function peersTable(rows: readonly PeerRow[]): string {
       r.caveat,
     ]),
   ]);
-  const successor = rows.find((r) => r.ours === "crash");
-  const tryLock = rows.find((r) => r.ours === "crash-try-lock");
-  if (!successor && !tryLock) return `${figures}\n\n(no figures of ours: no ratios)`;
-  const oursSwitchover = (successor?.switchover ?? tryLock?.switchover)?.summary.median ?? NaN;
+  const coordinated = rows.find((r) => r.ours === "crash");
+  const alone = rows.find((r) => r.ours === "crash-alone");
+  if (!coordinated && !alone) return `${figures}\n\n(no figures of ours: no ratios)`;
+  const oursSwitchover = (coordinated?.switchover ?? alone?.switchover)?.summary.median ?? NaN;
   const ratios = columns([
-    ["ours ÷ system (medians)", "crash, designated successor", "crash, try-lock loop", "switchover write gap"],
+    ["ours ÷ system (medians)", "crash, with a coordinator", "crash, no coordinator", "switchover write gap"],
     ...rows
       .filter((r) => !r.ours)
       .map((r) => [
         r.system,
-        ratio(successor?.crash.summary.median ?? NaN, r.crash.summary.median),
-        ratio(tryLock?.crash.summary.median ?? NaN, r.crash.summary.median),
+        ratio(coordinated?.crash.summary.median ?? NaN, r.crash.summary.median),
+        ratio(alone?.crash.summary.median ?? NaN, r.crash.summary.median),
         ratio(oursSwitchover, r.switchover?.summary.median ?? NaN),
       ]),
   ]);

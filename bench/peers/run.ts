@@ -9,6 +9,8 @@ import { floorBench } from "./floor.js";
 import { oursSwitchoverBench } from "./ours-switchover.js";
 import { patroniBench } from "./patroni.js";
 import { peersTable, type PeerRow } from "./peers-table.js";
+import { runAsDeployed } from "../../test/support/processes.js";
+import { BIN, ensureBuilt } from "../../scripts/compiled-cli.js";
 
 /**
  * `npm run bench:peers`: crash and switchover, in one run on this machine,
@@ -42,6 +44,9 @@ const only = process.env.BENCH_PEERS_ONLY?.split(",").map((s) => s.trim());
 const wanted = (name: string) => !only || only.includes(name) || (name === "patroni-fast" && only.includes("etcd"));
 
 ensurePatroni(options.install);
+// Ours runs as users run it: the compiled CLI at the default log level.
+ensureBuilt((line) => process.stderr.write(`bench:peers: ${line}\n`));
+runAsDeployed(BIN);
 
 const machine = describeMachine();
 const started = performance.now();
@@ -80,13 +85,13 @@ await step("floor", async () => {
 });
 
 await step("ours", async () => {
-  const withSuccessor = await agentCrashBench(rounds, true);
-  const tryLock = await agentCrashBench(rounds, false);
+  const withCoordinator = await agentCrashBench(rounds, "coordinator");
+  const alone = await agentCrashBench(rounds, "alone");
   const sw = await oursSwitchoverBench(rounds);
-  const settings = { rounds, agentTimings: "FAST_TIMINGS (lease 1500ms, campaign 100ms)", switchover: "coordinator + 3 agents, TriggerFailover (what `autonomy ha failover trigger` sends)", refused: sw.refused };
+  const settings = { rounds, agentTimings: "FAST_TIMINGS (lease 1500ms, campaign 100ms)", oursRunAs: "dist/ (the compiled CLI), log level info", switchover: "coordinator + 3 agents, TriggerFailover (what `autonomy ha failover trigger` sends)", refused: sw.refused };
   const switchover = result("peers: ours switchover (ha failover trigger) write gap", sw.gaps, settings);
-  rows.push({ system: "ours: designated successor", crash: result("peers: ours crash → Write-Ready (designated successor)", withSuccessor.samples, withSuccessor.settings), switchover, caveat: "", ours: "crash" });
-  rows.push({ system: "ours: try-lock loop", crash: result("peers: ours crash → Write-Ready (try-lock loop)", tryLock.samples, tryLock.settings), caveat: "", ours: "crash-try-lock" });
+  rows.push({ system: "ours: with a coordinator", crash: result("peers: ours crash → Write-Ready (coordinator: designated successor)", withCoordinator.samples, withCoordinator.settings), switchover, caveat: "", ours: "crash" });
+  rows.push({ system: "ours: no coordinator", crash: result("peers: ours crash → Write-Ready (no coordinator: followers queued on the lock)", alone.samples, alone.settings), caveat: "", ours: "crash-alone" });
 });
 
 const patroniRun = async (label: string, timings: PatroniTimings, withEtcd: boolean) => {

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { freePort } from "../../pgcluster/index.js";
 import { activePki } from "../../test/support/pki.js";
-import { AUTONOMY_BIN, AutonomyProcess, spawnAutonomy, waitHealthy } from "../../test/support/processes.js";
+import { AutonomyProcess, spawnAutonomy, spawnedBin, waitHealthy } from "../../test/support/processes.js";
 
 /** Linux reports process CPU time in clock ticks; 100 per second on every common kernel. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -72,7 +72,7 @@ export class CoordinatorProcess {
  */
 function profiled(name: string, argv: string[], dir: string): AutonomyProcess {
   const flags = ["--cpu-prof", `--cpu-prof-dir=${path.resolve(dir)}`];
-  const child = spawn(process.execPath, [...flags, AUTONOMY_BIN, ...argv], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...flags, spawnedBin(), ...argv], { stdio: ["ignore", "pipe", "pipe"] });
   return new AutonomyProcess(name, child);
 }
 

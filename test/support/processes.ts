@@ -4,7 +4,25 @@ import { waitFor } from "../../core/clock.js";
 import { getJson as getOverHttps } from "../../cli/dev/https-get.js";
 
 const root = new URL("../..", import.meta.url).pathname;
+/** The CLI from the sources (through tsx): what every test runs, so a stale build is never what is tested. */
 export const AUTONOMY_BIN = `${root}bin/autonomy.js`;
+
+/** What spawnAutonomy runs, and at what log level. */
+let spawned = { bin: AUTONOMY_BIN, logLevel: "debug" };
+
+/**
+ * From now on, spawned processes run `bin` (the compiled CLI) at the default
+ * log level: what users run. The benchmarks measure that; the tests keep the
+ * sources and debug logs, which they print when they fail.
+ */
+export function runAsDeployed(bin: string): void {
+  spawned = { bin, logLevel: "info" };
+}
+
+/** The CLI that spawnAutonomy runs. */
+export function spawnedBin(): string {
+  return spawned.bin;
+}
 
 /** A real `autonomy` child process whose output is kept for failure messages. */
 export class AutonomyProcess {
@@ -62,8 +80,8 @@ export class AutonomyProcess {
 }
 
 export function spawnAutonomy(name: string, args: string[], env: Record<string, string> = {}): AutonomyProcess {
-  const proc = spawn(process.execPath, [AUTONOMY_BIN, ...args], {
-    env: { ...process.env, AUTONOMY_LOG_LEVEL: "debug", ...env },
+  const proc = spawn(process.execPath, [spawned.bin, ...args], {
+    env: { ...process.env, AUTONOMY_LOG_LEVEL: spawned.logLevel, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new AutonomyProcess(name, proc);
