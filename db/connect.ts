@@ -45,6 +45,8 @@ export interface ConnectOptions {
   readonly statementTimeoutMs?: number;
   /** The session's lock_timeout, sent with the startup packet (no round trip); none by default. */
   readonly lockTimeoutMs?: number;
+  /** More server settings for the session, also sent with the startup packet (as `options=-c name=value`). */
+  readonly settings?: Readonly<Record<string, string>>;
   /**
    * Judges a host that passed target_session_attrs: a reason to refuse it
    * (say, a primary that a promotion superseded), or undefined to take it.
@@ -74,6 +76,7 @@ export async function connectDatabase(
       keepAliveInitialDelayMillis: 1000,
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs + 1_000 } : {}),
       ...(options.lockTimeoutMs ? { lock_timeout: options.lockTimeoutMs } : {}),
+      ...(options.settings ? { options: Object.entries(options.settings).map(([name, value]) => `-c ${name}=${value}`).join(" ") } : {}),
     });
     client.on("error", onError);
     try {

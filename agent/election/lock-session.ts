@@ -66,6 +66,9 @@ export class LockSession {
         connectTimeoutMs: options.connectTimeoutMs,
         keepAlive: true,
         lockTimeoutMs: options.statementLockTimeoutMs,
+        // open_epoch's statements are planned once (at the warm-up) and the
+        // plans reused, rather than planned again for each of the first calls.
+        settings: { plan_cache_mode: "force_generic_plan" },
         accept: options.authority?.accept((chosen) => (server = chosen)),
       },
       (err) => session?.markDead(err),
