@@ -51,6 +51,15 @@ export function http2StreamOf(call: unknown): ServerHttp2Stream | undefined {
  * and sees cancellation; back-pressure is the HTTP/2 stream's own buffer.
  * Otherwise every message goes through `call.write`.
  */
+/** Several messages framed into one buffer, once per array: a fan-out hands every call the same array. */
+const joined = new WeakMap<readonly Encoded[], Buffer>();
+function framedTogether(messages: readonly Encoded[]): Buffer {
+  if (messages.length === 1) return messages[0]!.framed;
+  let bytes = joined.get(messages);
+  if (!bytes) joined.set(messages, (bytes = Buffer.concat(messages.map((m) => m.framed))));
+  return bytes;
+}
+
 export function sinkOf(call: grpc.ServerWritableStream<unknown, unknown>): StreamSink {
   const stream = (call.metadata as unknown as Record<symbol, ServerHttp2Stream | undefined>)[HTTP2_STREAM];
   if (!stream) {
@@ -71,7 +80,7 @@ export function sinkOf(call: grpc.ServerWritableStream<unknown, unknown>): Strea
     direct: true,
     write: (messages) => {
       if (stream.destroyed || !stream.writable) return true; // cancelled: its abort removes the watcher
-      return stream.write(messages.length === 1 ? messages[0]!.framed : Buffer.concat(messages.map((m) => m.framed)));
+      return stream.write(framedTogether(messages));
     },
     onDrain: (resume) => stream.once("drain", resume),
   };

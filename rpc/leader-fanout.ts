@@ -48,6 +48,12 @@ export class LeaderFanout {
   private scheduled = false;
   private latest: readonly [LeaderEvent] | undefined;
   private latestEncoded: readonly Encoded[] = [];
+  /**
+   * The last batch of several events, by the revisions it spans: the watchers
+   * a pass reaches after a second publish all lag by the same events, and get
+   * the same array (which a direct sink frames into one buffer, once).
+   */
+  private lastBatch: { readonly from: number; readonly to: number; readonly encoded: readonly Encoded[] } | undefined;
 
   constructor(
     private readonly log: LeaderEventLog,
@@ -132,12 +138,14 @@ export class LeaderFanout {
       }
       // Several: published in the same tick, or the watcher was held back.
       // They go out in one write.
+      const from = w.cursor;
       const batch: LeaderEvent[] = [];
       for (let n: LeaderEvent | undefined = e; n && batch.length < MAX_BATCH; n = this.log.next(w.cursor)) {
         batch.push(n);
         w.cursor = n.revision;
       }
-      this.write(w, batch);
+      if (this.lastBatch?.from !== from || this.lastBatch.to !== w.cursor) this.lastBatch = { from, to: w.cursor, encoded: this.encoded(batch) };
+      if (!w.sink.write(this.lastBatch.encoded)) this.block(w);
     }
   }
 
