@@ -30,7 +30,8 @@ const MAX_BATCH = 64;
  * Design (measured with 10,000 streams on two cores, bench/watch-fanout.ts):
  * - Each event is encoded and framed once (the caller's `encode` caches per
  *   event) and the same bytes go to every call, straight onto its HTTP/2
- *   stream (direct-stream.ts), bypassing grpc-js's per-message machinery.
+ *   stream (direct-stream.ts), bypassing grpc-js's per-message machinery;
+ *   so do batches of several events, for the watchers that lag by the same.
  * - A publish schedules one pass over the watchers (a microtask, so events
  *   published in the same tick share the pass); the pass writes synchronously,
  *   with no generator, promise, timer or closure per watcher.
