@@ -78,6 +78,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       cancel: async () => undefined,
       statementLockTimeoutMs: config.leaseMs,
       authority,
+      warmUp: false,
     });
     await probe.close();
   } catch (err) {

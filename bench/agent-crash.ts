@@ -47,19 +47,21 @@ export async function agentCrashBench(rounds: number, setup: CrashSetup): Promis
       const tls = testCredentials().tls;
       const sessions = survivors.map((s) => http2.connect(s.url, tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {}).on("error", () => undefined));
       let killedAt = 0;
+      const snapshots = new Set<string>();
       const seen = new Promise<number>((resolve) => {
         survivors.forEach((s, i) =>
           rawWatchLeader(
             sessions[i]!,
             (e, arrivalMs) => {
+              snapshots.add(s.nodeId);
               if (killedAt && e.leader?.holderId === s.nodeId && e.leader.writeReady) resolve(arrivalMs - performance.timeOrigin);
             },
             () => undefined,
           ),
         );
       });
-      // Let every stream deliver its snapshot before the crash.
-      await new Promise((r) => setTimeout(r, 200));
+      // Every stream has delivered its snapshot before the crash.
+      await waitFor(() => snapshots.size === survivors.length, { timeoutMs: 10_000, intervalMs: 5, what: "the survivors' WatchLeader snapshots" });
       killedAt = performance.now();
       await leader.process.kill();
       const readyAt = await seen;

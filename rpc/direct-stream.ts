@@ -41,6 +41,15 @@ export function http2StreamOf(call: unknown): ServerHttp2Stream | undefined {
   return typeof s.respond === "function" && typeof s.write === "function" && typeof s.once === "function" && "session" in s ? (stream as ServerHttp2Stream) : undefined;
 }
 
+/** Several messages framed into one buffer, once per array: a fan-out hands every call the same array. */
+const joined = new WeakMap<readonly Encoded[], Buffer>();
+function framedTogether(messages: readonly Encoded[]): Buffer {
+  if (messages.length === 1) return messages[0]!.framed;
+  let bytes = joined.get(messages);
+  if (!bytes) joined.set(messages, (bytes = Buffer.concat(messages.map((m) => m.framed))));
+  return bytes;
+}
+
 /**
  * A sink for a server-streaming call. When the interceptor found the call's
  * HTTP/2 stream, messages are written to it as ready-made gRPC frames: one
@@ -51,15 +60,6 @@ export function http2StreamOf(call: unknown): ServerHttp2Stream | undefined {
  * and sees cancellation; back-pressure is the HTTP/2 stream's own buffer.
  * Otherwise every message goes through `call.write`.
  */
-/** Several messages framed into one buffer, once per array: a fan-out hands every call the same array. */
-const joined = new WeakMap<readonly Encoded[], Buffer>();
-function framedTogether(messages: readonly Encoded[]): Buffer {
-  if (messages.length === 1) return messages[0]!.framed;
-  let bytes = joined.get(messages);
-  if (!bytes) joined.set(messages, (bytes = Buffer.concat(messages.map((m) => m.framed))));
-  return bytes;
-}
-
 export function sinkOf(call: grpc.ServerWritableStream<unknown, unknown>): StreamSink {
   const stream = (call.metadata as unknown as Record<symbol, ServerHttp2Stream | undefined>)[HTTP2_STREAM];
   if (!stream) {

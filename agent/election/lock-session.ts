@@ -27,6 +27,8 @@ export interface LockSessionOptions {
   readonly clock?: Clock;
   /** Judges each server before the session settles on it (a superseded primary is refused). */
   readonly authority?: DatabaseAuthority;
+  /** Run open_epoch once at connect, rolled back (see warmUp); default true. A session that will never lead skips it. */
+  readonly warmUp?: boolean;
 }
 
 /** What one heartbeat through the lock session confirmed. */
@@ -79,7 +81,7 @@ export class LockSession {
       const second = await backendPid(client);
       if (first !== second) throw pooled(first, second);
       session = new LockSession(client, first, options, server);
-      await session.warmUp();
+      if (options.warmUp !== false) await session.warmUp();
       return session;
     } catch (err) {
       await client.end().catch(() => undefined);
