@@ -127,11 +127,19 @@ describe("the epoch floor comes only from the lock database", () => {
     const first = await coordinatorOn(pgA.primary.url(), "reborn", "reborn", auditDir);
     cleanups.push(first.stop);
     // A long history on the first database: its terms are in the audit log.
-    const old = new ScriptedAgent({ nodeId: "cp-node-9", coordinatorUrl: first.coordinator.url, databaseUrl: pgA.primary.url(), clusterId: "reborn", schema: "reborn" });
+    // nofailover, and cp-node-1 resigns holding: the coordinator has nobody to order to campaign, so the lock stays free for cp-node-9's own campaign.
+    const old = new ScriptedAgent({
+      nodeId: "cp-node-9",
+      coordinatorUrl: first.coordinator.url,
+      databaseUrl: pgA.primary.url(),
+      clusterId: "reborn",
+      schema: "reborn",
+      nofailover: true,
+    });
     await waitFor(() => first.agent.isLeader, { timeoutMs: 10_000, what: "cp-node-1 to lead on the first database" });
     await old.start();
     cleanups.push(() => old.stop());
-    await first.agent.resign(false);
+    await first.agent.resign(true);
     expect(await old.campaign(800)).toBe(true);
     expect(old.epoch).toBe(801);
     await waitFor(async () => (await databaseState(pgA.primary.url(), "reborn", "reborn")).floor[0]?.floor === "801", { timeoutMs: 5_000, what: "floor 801 kept" });
@@ -154,7 +162,8 @@ describe("the epoch floor comes only from the lock database", () => {
     const first = await coordinatorOn(url, "kept", "kept", auditDir);
     cleanups.push(first.stop);
     await waitFor(() => first.agent.isLeader, { timeoutMs: 10_000, what: "cp-node-1 to lead" });
-    await first.agent.resign(false);
+    // Resigned holding: the coordinator does not order it back to campaign before its own campaign above 40.
+    await first.agent.resign(true);
     expect(await first.agent.campaign(40)).toBe(true);
     await waitFor(async () => (await databaseState(url, "kept", "kept")).floor[0]?.floor === "41", { timeoutMs: 5_000, what: "floor 41 kept" });
     await first.stop();
