@@ -82,6 +82,8 @@ export interface RunningCoordinator {
   readonly clusters: readonly string[];
   /** Active or standby in its tier, its term, and who is active. */
   role(): CoordinatorRole;
+  /** Resolves once every audit event queued before the call, for any cluster, is written. */
+  auditWritten(): Promise<void>;
   /** Stops serving, ends agent streams, closes the audit log and the database pool. Idempotent. */
   stop(): Promise<void>;
 }
@@ -245,6 +247,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     policy: runtimes[0]!.policy,
     clusters: clusterIds,
     role: () => ({ ...tier.role(), role: acting() ? "active" : "standby" }),
+    auditWritten: async () => void (await Promise.all(runtimes.map((r) => r.auditWritten()))),
     stop: () =>
       (stopping ??= (async () => {
         // The lock goes first, so a standby takes over while this one winds down.

@@ -250,6 +250,19 @@ export class PgServer {
     );
   }
 
+  /** Wait until this standby has replayed everything `upstream` had written when called. */
+  async waitForReplayOf(upstream: PgServer, timeoutMs = 30_000): Promise<void> {
+    await this.requireStandby("wait for replay");
+    const [head] = await upstream.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn");
+    await waitUntil(
+      async () => {
+        const [r] = await this.query<{ ok: boolean }>("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok", [head!.lsn]);
+        return r?.ok === true;
+      },
+      { timeoutMs, what: `${this.name} to replay ${upstream.name}'s WAL up to ${head!.lsn}` },
+    );
+  }
+
   private client(): pg.Client {
     const client = new pg.Client({
       host: this.host,

@@ -108,6 +108,11 @@ export class AuditLog {
     });
   }
 
+  /** Resolves once every event appended before the call is written (or failed to be). */
+  written(): Promise<void> {
+    return this.tail.then(() => undefined);
+  }
+
   async close(): Promise<void> {
     await this.tail;
     this.closed = true;

@@ -58,6 +58,8 @@ export interface ClusterRuntime {
    * returns); `phase` (0 ≤ phase < 1) places its polls within the interval.
    */
   run(phase?: number): Promise<void>;
+  /** Resolves once every audit event queued before the call is written. */
+  auditWritten(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -170,6 +172,7 @@ export async function startClusterRuntime(policy: CoordinatorPolicy, shared: Sha
         shared.target.hosts.length > 1 ? failover.run(policy.pollIntervalMs, signal) : Promise.resolve(),
       ]);
     },
+    auditWritten: () => audit.written(),
     close: async () => {
       await polling;
       await audit.close().catch(() => undefined);

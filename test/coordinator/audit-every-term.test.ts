@@ -7,7 +7,7 @@ import { waitFor } from "../../core/clock.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
 import { AgentProcess, writeReadyAgents } from "../support/agents.js";
 import { runCli } from "../support/cli-run.js";
-import { freePort } from "../../pgcluster/index.js";
+import { freePortBlock } from "../support/dev-cluster.js";
 import { spawnAutonomy, waitHealthy, type AutonomyProcess } from "../support/processes.js";
 
 /**
@@ -50,7 +50,8 @@ describe("every term reaches the audit, across a coordinator's standby window", 
     db = new pg.Client({ connectionString: cluster.primary.url() });
     await db.connect();
     auditDir = await mkdtemp(path.join(os.tmpdir(), "autonomy-every-term-"));
-    const port = await freePort();
+    // Restarted on the same port later: a port below the ephemeral range, which the agents' reconnects cannot take meanwhile.
+    const port = await freePortBlock(1);
     url = `http://127.0.0.1:${port}`;
     coordinator = spawnAutonomy("coordinator", ["coordinator", "--database-url", cluster.primary.url(), "--listen", `127.0.0.1:${port}`, "--audit-dir", auditDir, "--settle", "0"]);
     await waitHealthy(coordinator, url);

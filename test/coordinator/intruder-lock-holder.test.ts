@@ -110,7 +110,8 @@ describe("over real PostgreSQL: a plain client takes the leader lock under cp-no
 
   it("is flagged and audited, terminated (that pid only) long before the hung-leader timeout, and then a real node leads", async () => {
     // failure-timeout 30s: the hung-leader path cannot be what clears it within the deadlines below.
-    h = await new Harness(pg.primary.url(), { failureTimeoutMs: 30_000, intruderGraceMs: 1_500 }).start();
+    // The 4 s grace leaves time to look at the intruder while it still holds the lock.
+    h = await new Harness(pg.primary.url(), { failureTimeoutMs: 30_000, intruderGraceMs: 4_000 }).start();
     const first = await h.agent("cp-node-1", { priority: 200 });
     await first.campaign();
     const second = await h.agent("cp-node-2", { priority: 100 });
@@ -149,7 +150,8 @@ describe("over real PostgreSQL: a plain client takes the leader lock under cp-no
     }, { timeoutMs: 10_000, what: "ha.intruder.terminated" });
     expect(terminated!.message).toBe(`terminated intruding lock session pid ${intruderPid} (application_name "cp-node-1")`);
     expect(terminated!.evidence).toMatchObject({ pid: intruderPid, terminated: true });
-    expect((await sql.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [intruderPid])).rowCount).toBe(0);
+    // pg_terminate_backend returns once the backend is signalled; it leaves pg_stat_activity as it exits.
+    await waitFor(async () => (await sql.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [intruderPid])).rowCount === 0, { timeoutMs: 5_000, what: "the intruder's backend gone" });
 
     // The lock is free again: a real agent takes it with a new epoch.
     await waitFor(() => first.isLeader || second.isLeader, { timeoutMs: 10_000, what: "a real node leads" });

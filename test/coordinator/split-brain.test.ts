@@ -140,6 +140,8 @@ describe("coordinator split-brain detection and recovery over real gRPC and Post
   // Last: promoting the standby ends replication for this cluster.
   it("a real split: two agents each hold the lock on a different primary; found unasked, promote-leader resolves it, detection then false", async () => {
     const { h, first, admin, kinds, stopWatching } = await start(["cp-node-1"]);
+    // The standby has cp-node-1's term before it is cut loose: the second term opens above it.
+    await pg.standby.waitForReplayOf(pg.primary);
     await pg.standby.promote();
     const stale = await h.agent("cp-node-2", { databaseUrl: pg.standby.url() });
     expect(await stale.campaign()).toBe(true);

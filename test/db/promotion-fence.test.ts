@@ -54,7 +54,7 @@ describe("promotion fence", () => {
     // Terms 1-2 replicate; then the standby goes away and terms 3-5 exist only on the primary.
     await term(primaryUrl, "cp-node-1");
     await term(primaryUrl, "cp-node-2");
-    await cluster.standby.waitForStreaming();
+    await cluster.standby.waitForReplayOf(cluster.primary);
     await cluster.standby.stop("fast");
     let lastOnPrimary = 0;
     for (let i = 0; i < 3; i++) lastOnPrimary = (await term(primaryUrl, "cp-node-1")).epoch;

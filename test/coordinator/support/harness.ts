@@ -83,7 +83,9 @@ export class Harness {
     return a.start();
   }
 
+  /** The audit file's events, once everything the coordinator queued before the call is written. */
   async audit(type?: string): Promise<AuditEvent[]> {
+    await this.coordinator.auditWritten();
     return (await readAuditEvents(this.auditDir, { type, limit: 1000 })).events;
   }
 

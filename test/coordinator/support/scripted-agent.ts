@@ -66,6 +66,7 @@ export class ScriptedAgent {
   private standing: { until: number; floor: number; cancelled: boolean } | undefined;
   private streamError: unknown;
   private closed = false;
+  private campaigning: Promise<boolean> | undefined;
 
   private credentials: ClientCredentials = {};
 
@@ -131,9 +132,18 @@ export class ScriptedAgent {
     })();
   }
 
-  /** Takes the lock now and opens an epoch above `floor`; false when someone else holds it. */
-  async campaign(floor = 0): Promise<boolean> {
-    if (this.isLeader) return true;
+  /**
+   * Takes the lock now and opens an epoch above `floor`; false when someone
+   * else holds it. One at a time: a test's own campaign and the coordinator's
+   * order can overlap, and advisory locks stack within a session.
+   */
+  campaign(floor = 0): Promise<boolean> {
+    if (this.isLeader) return Promise.resolve(true);
+    this.campaigning ??= this.takeLock(floor).finally(() => (this.campaigning = undefined));
+    return this.campaigning;
+  }
+
+  private async takeLock(floor: number): Promise<boolean> {
     const r = await this.db.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok", [LOCK_CLASS_ID, this.options.clusterId]);
     if (!r.rows[0]!.ok) return false;
     const opened = await openEpoch(this.db, this.schema, this.options.clusterId, this.nodeId, Math.max(floor, this.highestSeen));
