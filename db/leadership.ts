@@ -48,6 +48,25 @@ export const MAX_EPOCH_JUMP = 1000;
  */
 export const EPOCH_GATE_CLASS_ID = 0x41484147;
 
+/**
+ * The channel on which leadership_state announces a new holder or epoch, at
+ * commit (migration 8). A notice is a hint to read leadership_state again,
+ * never a value to act on: any session of the database may NOTIFY.
+ */
+export const TERM_CHANNEL = "autonomy_ha_term";
+
+/** Whether a TERM_CHANNEL payload is about this schema's cluster; anything unreadable is not. */
+export function isTermNoticeFor(payload: string | undefined, schema: SchemaName, clusterId: string): boolean {
+  let notice: unknown;
+  try {
+    notice = JSON.parse(payload ?? "");
+  } catch {
+    return false;
+  }
+  const n = notice as { schema?: unknown; cluster_id?: unknown } | null;
+  return typeof n === "object" && n !== null && n.schema === schema.name && n.cluster_id === clusterId;
+}
+
 /** SQL that matches our advisory lock for the cluster id in $1 in pg_locks (alias l). */
 export const LOCK_MATCH_SQL = `l.locktype = 'advisory' AND l.classid = ${LOCK_CLASS_ID}::oid
   AND l.objid::bigint = (hashtext($1)::bigint & 4294967295) AND l.objsubid = 2

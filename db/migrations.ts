@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { COORDINATOR_LOCK_CLASS_ID, LOCK_CLASS_ID, type SchemaName } from "./identifiers.js";
-import { EPOCH_GATE_CLASS_ID, MAX_EPOCH_JUMP } from "./leadership.js";
+import { EPOCH_GATE_CLASS_ID, MAX_EPOCH_JUMP, TERM_CHANNEL } from "./leadership.js";
 
 /**
  * Versioned, idempotent migrations. They run in one transaction behind a
@@ -632,6 +632,28 @@ const migrations: readonly Migration[] = [
       END
       $fn$;
       REVOKE ALL ON FUNCTION ${s.q("open_coordinator_term")}(text, text, text, bigint) FROM PUBLIC;
+    `,
+  },
+  {
+    version: 8,
+    name: "term notices",
+    // Followers hear of a new term (and of a resign) when it commits instead
+    // of at their next read: the highest epoch a follower has seen then covers
+    // a term that a failover to an async standby loses, so the first term on
+    // the promoted server still opens above it. Heartbeats (heartbeat_at
+    // alone) send nothing.
+    sql: (s) => `
+      CREATE OR REPLACE FUNCTION ${s.q("notify_term_change")}() RETURNS trigger
+      LANGUAGE plpgsql AS $fn$
+      BEGIN
+        PERFORM pg_notify('${TERM_CHANNEL}', json_build_object('schema', TG_TABLE_SCHEMA, 'cluster_id', NEW.cluster_id, 'epoch', NEW.epoch)::text);
+        RETURN NULL;
+      END
+      $fn$;
+      DROP TRIGGER IF EXISTS term_changed ON ${s.q("leadership_state")};
+      CREATE TRIGGER term_changed AFTER UPDATE OF holder_id, epoch ON ${s.q("leadership_state")}
+        FOR EACH ROW WHEN (OLD.holder_id IS DISTINCT FROM NEW.holder_id OR OLD.epoch IS DISTINCT FROM NEW.epoch)
+        EXECUTE FUNCTION ${s.q("notify_term_change")}();
     `,
   },
 ];

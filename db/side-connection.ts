@@ -19,6 +19,8 @@ export class SideConnection {
   private pending: Promise<pg.Client> | undefined;
   /** Statements run one at a time: node-postgres will stop queueing them itself. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** Channels LISTENed on every connection this makes, with what each notice goes to. */
+  private readonly channels = new Map<string, Subscription>();
 
   /** This connection as a Queryable for the db/ helpers, serialized like query(). */
   readonly db: Queryable = {
@@ -72,6 +74,8 @@ export class SideConnection {
       (client) => {
         this.pending = undefined;
         this.current = client;
+        client.on("notification", (n) => this.channels.get(n.channel)?.notice(n.payload));
+        for (const channel of this.channels.keys()) this.subscribe(client, channel);
         return client;
       },
       (err: unknown) => {
@@ -80,6 +84,26 @@ export class SideConnection {
       },
     );
     return this.pending;
+  }
+
+  /**
+   * LISTENs on `channel` now and on every later connection. Best effort: a
+   * server that refuses LISTEN (a standby) leaves the caller to its polling.
+   * Notices sent while no connection was listening are lost, so `listening`
+   * is called each time LISTEN takes effect: read then what may have changed.
+   */
+  listen(channel: string, subscription: Subscription): void {
+    this.channels.set(channel, subscription);
+    if (this.current) this.subscribe(this.current, channel);
+  }
+
+  private subscribe(client: pg.Client, channel: string): void {
+    void this.serialized(async (c) => {
+      // Queued behind other statements: the connection may have changed since.
+      if (c !== client) return;
+      await c.query(`LISTEN ${c.escapeIdentifier(channel)}`);
+      this.channels.get(channel)?.listening();
+    }).catch((err: unknown) => this.channels.get(channel)?.failed(toHaError(err)));
   }
 
   private drop(client: pg.Client): void {
@@ -92,4 +116,14 @@ export class SideConnection {
     this.current = undefined;
     await client?.end().catch(() => undefined);
   }
+}
+
+/** What a LISTEN on the side connection reports to. */
+export interface Subscription {
+  /** A notice arrived, with its payload (any session may NOTIFY: a hint, not a fact). */
+  notice(payload: string | undefined): void;
+  /** LISTEN took effect on a (new) connection. */
+  listening(): void;
+  /** LISTEN failed on a connection. */
+  failed(err: Error): void;
 }

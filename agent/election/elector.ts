@@ -4,7 +4,7 @@ import { describeError } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
 import type { CommandOutcome, LeaderView, NodeCommand, NodeRole } from "../../core/model.js";
 import type { DatabaseTarget } from "../../db/connect.js";
-import { cancelLockWait } from "../../db/leadership.js";
+import { TERM_CHANNEL, cancelLockWait, isTermNoticeFor } from "../../db/leadership.js";
 import type { SideConnection } from "../../db/side-connection.js";
 import type { AgentConfig } from "../config.js";
 import { CommandQueue, expireOrderedCampaign, failed, runCommand, serveOrderedCampaign, type CommandContext } from "./commands.js";
@@ -153,6 +153,16 @@ export class Elector extends EventEmitter<{ change: [] }> {
     // campaign, or holds one that must not lead (after manual-reconcile).
     this.schedule.quiet = { untilMs: this.clock.monotonicMs() + this.coordination.startupGraceMs, why: "startup_grace" };
     const signal = this.lifetime.signal;
+    // A new term is read the moment it commits, not at the next interval: the
+    // highest epoch seen is what the first term after a lossy database
+    // failover must open above.
+    this.side.listen(TERM_CHANNEL, {
+      notice: (payload) => {
+        if (isTermNoticeFor(payload, this.config.schema, this.config.clusterId)) this.observer.readSoon();
+      },
+      listening: () => this.observer.readSoon(),
+      failed: (err) => this.log.debug({ err: describeError(err) }, `LISTEN ${TERM_CHANNEL} failed; new terms are seen at the next read`),
+    });
     this.loops = [
       this.electionLoop(signal),
       this.observer.run(signal, Math.min(this.config.probeIntervalMs, this.config.takeoverAfterMs / 4), () => this.takeOverIfHung()),

@@ -47,6 +47,10 @@ export interface LeaderObserverOptions {
 /** Reads leadership_state and the lock holder, and remembers when the leader's heartbeat last moved. */
 export class LeaderObserver {
   private seen: Observation = { view: noLeader, lockHolder: undefined, lockHolderPid: undefined, watch: undefined, highestEpochSeen: 0, recordedHold: false };
+  /** A notice asked for a read since the last one began. */
+  private noticed = false;
+  /** Ends the current rest early. */
+  private wake: AbortController | undefined;
 
   constructor(private readonly o: LeaderObserverOptions) {}
 
@@ -105,7 +109,17 @@ export class LeaderObserver {
     this.seen = { ...this.seen, watch: undefined };
   }
 
-  /** Observes every `intervalMs` until the signal aborts, running `after` after each read. */
+  /**
+   * Reads again soon, not at the next interval: the database announced a new
+   * holder or epoch. However many notices arrive, reads stay one at a time and
+   * at least NOTICE_GAP_MS apart.
+   */
+  readSoon(): void {
+    this.noticed = true;
+    this.wake?.abort();
+  }
+
+  /** Observes every `intervalMs` (sooner when told to read), until the signal aborts, running `after` after each read. */
   async run(signal: AbortSignal, intervalMs: number, after: () => Promise<void>): Promise<void> {
     while (!signal.aborted) {
       try {
@@ -114,7 +128,28 @@ export class LeaderObserver {
       } catch (err) {
         this.o.log.debug({ err: describeError(err) }, "observation failed");
       }
-      await this.o.clock.sleep(intervalMs, signal).catch(() => undefined);
+      await this.rest(intervalMs, signal);
     }
   }
+
+  private async rest(intervalMs: number, signal: AbortSignal): Promise<void> {
+    const { clock } = this.o;
+    const readEndedMs = clock.monotonicMs();
+    if (!this.noticed) {
+      const wake = new AbortController();
+      const stop = () => wake.abort();
+      signal.addEventListener("abort", stop, { once: true });
+      this.wake = wake;
+      await clock.sleep(intervalMs, wake.signal).catch(() => undefined);
+      this.wake = undefined;
+      signal.removeEventListener("abort", stop);
+    }
+    if (!this.noticed || signal.aborted) return;
+    this.noticed = false;
+    const gap = readEndedMs + NOTICE_GAP_MS - clock.monotonicMs();
+    if (gap > 0) await clock.sleep(gap, signal).catch(() => undefined);
+  }
 }
+
+/** The least time between two reads that notices asked for: a flood of them costs one read per gap. */
+const NOTICE_GAP_MS = 10;

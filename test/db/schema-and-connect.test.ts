@@ -27,7 +27,7 @@ describe("schema migrations and database connections", () => {
     const clients = await Promise.all([client(), client(), client()]);
     try {
       const results = await Promise.all(clients.map((c) => migrate(c, schema)));
-      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       expect(results.every((r) => r.version === LATEST_SCHEMA_VERSION)).toBe(true);
       expect((await migrate(clients[0]!, schema)).applied).toEqual([]);
       const tables = await cluster.primary.query<{ table_name: string }>(

@@ -1,0 +1,104 @@
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../../core/clock.js";
+import { DEFAULT_CLUSTER_ID } from "../../db/identifiers.js";
+import { TERM_CHANNEL } from "../../db/leadership.js";
+import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
+import { AgentProcess, writeReadyAgents } from "../support/agents.js";
+
+/**
+ * leadership_state announces a new holder or epoch at commit (migration 8),
+ * and followers read it at once instead of at their next interval. Here the
+ * agents read every 30 s, so only the notice can make a follower see a new
+ * term within the deadlines below.
+ */
+describe("term notices", () => {
+  let cluster: PgCluster;
+  let agents: AgentProcess[] = [];
+  let db: pg.Client;
+  let listener: pg.Client | undefined;
+
+  beforeAll(async () => {
+    cluster = await startPgCluster({ standbys: 0 });
+    db = new pg.Client({ connectionString: cluster.primary.url() });
+    await db.connect();
+  });
+  afterEach(async () => {
+    await Promise.all(agents.map((a) => a.process.stop()));
+    agents = [];
+    await listener?.end();
+    listener = undefined;
+    await db.query("DROP TABLE IF EXISTS leadership_state, leader_epochs, coordinator_state, autonomy_schema_migrations CASCADE");
+  });
+  afterAll(async () => {
+    await db?.end();
+    await cluster?.close();
+  });
+
+  const SLOW_READS = ["--probe-interval", "30s", "--takeover-after", "120s"];
+  const start = (ids: string[]) => Promise.all(ids.map((nodeId) => AgentProcess.start({ nodeId, databaseUrl: cluster.primary.url(), args: SLOW_READS })));
+  const theOneLeader = (among: AgentProcess[]) =>
+    waitFor(async () => {
+      const ready = await writeReadyAgents(among);
+      return ready.length === 1 ? ready[0] : undefined;
+    }, { timeoutMs: 20_000, what: "exactly one Write-Ready agent" });
+  const allSee = (among: AgentProcess[], epoch: number, timeoutMs: number) =>
+    waitFor(async () => (await Promise.all(among.map((a) => a.highestEpochSeen()))).every((e) => e === epoch), {
+      timeoutMs,
+      what: `${among.map((a) => a.nodeId).join(", ")} to have seen epoch ${epoch}`,
+    });
+
+  it("a follower sees a new term when it commits, and a forged notice makes it adopt nothing", async () => {
+    agents = await start(["cp-node-1", "cp-node-2", "cp-node-3"]);
+    const first = await theOneLeader(agents);
+    const firstEpoch = (await first.leader())!.current_epoch;
+    await allSee(agents, firstEpoch, 10_000);
+
+    // Forged notices, well-formed and not: each costs a read of the truth, nothing more.
+    const forged = [
+      JSON.stringify({ schema: "public", cluster_id: DEFAULT_CLUSTER_ID, epoch: 999_999 }),
+      JSON.stringify({ schema: "public", cluster_id: DEFAULT_CLUSTER_ID, epoch: firstEpoch + 1, holder_id: "cp-node-9" }),
+      "not json",
+      "",
+    ];
+    for (const payload of forged) await db.query("SELECT pg_notify($1, $2)", [TERM_CHANNEL, payload]);
+
+    // The next term opens on a survivor; the other survivor's next read is
+    // 30 s away, so seeing the new epoch within 5 s is the notice's doing.
+    await first.process.kill();
+    const survivors = agents.filter((a) => a !== first);
+    const second = await theOneLeader(survivors);
+    const secondEpoch = (await second.leader())!.current_epoch;
+    expect(secondEpoch).toBe(firstEpoch + 1);
+    await allSee(survivors, secondEpoch, 5_000);
+    for (const a of survivors) expect((await a.leader())!).toMatchObject({ holder_id: second.nodeId, current_epoch: secondEpoch });
+  });
+
+  it("a new term and a resign send one notice each; heartbeats send none", async () => {
+    listener = new pg.Client({ connectionString: cluster.primary.url() });
+    await listener.connect();
+    const notices: unknown[] = [];
+    listener.on("notification", (n) => notices.push(JSON.parse(n.payload ?? "")));
+    await listener.query(`LISTEN ${TERM_CHANNEL}`);
+
+    agents = await start(["cp-node-1"]);
+    const leader = await theOneLeader(agents);
+    const epoch = (await leader.leader())!.current_epoch;
+    await waitFor(() => notices.length >= 1, { timeoutMs: 5_000, what: "the new term's notice" });
+    const heartbeat = async () => (await db.query<{ at: Date }>("SELECT heartbeat_at AS at FROM leadership_state WHERE cluster_id = $1", [DEFAULT_CLUSTER_ID])).rows[0]!.at.getTime();
+    for (let beats = 0; beats < 2; beats++) {
+      const before = await heartbeat();
+      await waitFor(async () => (await heartbeat()) > before, { timeoutMs: 5_000, what: "a heartbeat" });
+    }
+    expect(notices).toEqual([{ schema: "public", cluster_id: DEFAULT_CLUSTER_ID, epoch }]);
+
+    // A clean stop resigns: the holder is cleared, which is a notice too.
+    await leader.process.stop();
+    agents = [];
+    await waitFor(() => notices.length >= 2, { timeoutMs: 5_000, what: "the resign's notice" });
+    expect(notices).toEqual([
+      { schema: "public", cluster_id: DEFAULT_CLUSTER_ID, epoch },
+      { schema: "public", cluster_id: DEFAULT_CLUSTER_ID, epoch },
+    ]);
+  });
+});
