@@ -49,7 +49,7 @@ export const MAX_EPOCH_JUMP = 1000;
 export const EPOCH_GATE_CLASS_ID = 0x41484147;
 
 /**
- * The channel on which leadership_state announces a new holder or epoch, at
+ * The channel on which leadership_state announces a new epoch (a new term), at
  * commit (migration 8). A notice is a hint to read leadership_state again,
  * never a value to act on: any session of the database may NOTIFY.
  */

@@ -637,11 +637,12 @@ const migrations: readonly Migration[] = [
   {
     version: 8,
     name: "term notices",
-    // Followers hear of a new term (and of a resign) when it commits instead
-    // of at their next read: the highest epoch a follower has seen then covers
-    // a term that a failover to an async standby loses, so the first term on
-    // the promoted server still opens above it. Heartbeats (heartbeat_at
-    // alone) send nothing.
+    // Followers hear of a new term when it commits instead of at their next
+    // read: the highest epoch a follower has seen then covers a term that a
+    // failover to an async standby loses, so the first term on the promoted
+    // server still opens above it. Heartbeats and resigns send nothing: they
+    // come in the middle of a handover, where a read on every node would
+    // compete with it.
     sql: (s) => `
       CREATE OR REPLACE FUNCTION ${s.q("notify_term_change")}() RETURNS trigger
       LANGUAGE plpgsql AS $fn$
@@ -651,8 +652,8 @@ const migrations: readonly Migration[] = [
       END
       $fn$;
       DROP TRIGGER IF EXISTS term_changed ON ${s.q("leadership_state")};
-      CREATE TRIGGER term_changed AFTER UPDATE OF holder_id, epoch ON ${s.q("leadership_state")}
-        FOR EACH ROW WHEN (OLD.holder_id IS DISTINCT FROM NEW.holder_id OR OLD.epoch IS DISTINCT FROM NEW.epoch)
+      CREATE TRIGGER term_changed AFTER UPDATE OF epoch ON ${s.q("leadership_state")}
+        FOR EACH ROW WHEN (OLD.epoch IS DISTINCT FROM NEW.epoch)
         EXECUTE FUNCTION ${s.q("notify_term_change")}();
     `,
   },

@@ -155,10 +155,12 @@ export class Elector extends EventEmitter<{ change: [] }> {
     const signal = this.lifetime.signal;
     // A new term is read the moment it commits, not at the next interval: the
     // highest epoch seen is what the first term after a lossy database
-    // failover must open above.
+    // failover must open above. A leader has nothing to learn from it (its
+    // heartbeat finds out if the term is no longer its own), and the notice
+    // of its own new term comes while its first writes are starting.
     this.side.listen(TERM_CHANNEL, {
       notice: (payload) => {
-        if (isTermNoticeFor(payload, this.config.schema, this.config.clusterId)) this.observer.readSoon();
+        if (!termOf(this.state) && isTermNoticeFor(payload, this.config.schema, this.config.clusterId)) this.observer.readSoon();
       },
       listening: () => this.observer.readSoon(),
       failed: (err) => this.log.debug({ err: describeError(err) }, `LISTEN ${TERM_CHANNEL} failed; new terms are seen at the next read`),

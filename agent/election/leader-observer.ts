@@ -111,8 +111,8 @@ export class LeaderObserver {
 
   /**
    * Reads again soon, not at the next interval: the database announced a new
-   * holder or epoch. However many notices arrive, reads stay one at a time and
-   * at least NOTICE_GAP_MS apart.
+   * term. The read starts NOTICE_DELAY_MS later, and every notice until then
+   * shares it.
    */
   readSoon(): void {
     this.noticed = true;
@@ -134,7 +134,6 @@ export class LeaderObserver {
 
   private async rest(intervalMs: number, signal: AbortSignal): Promise<void> {
     const { clock } = this.o;
-    const readEndedMs = clock.monotonicMs();
     if (!this.noticed) {
       const wake = new AbortController();
       const stop = () => wake.abort();
@@ -145,11 +144,15 @@ export class LeaderObserver {
       signal.removeEventListener("abort", stop);
     }
     if (!this.noticed || signal.aborted) return;
+    await clock.sleep(NOTICE_DELAY_MS, signal).catch(() => undefined);
     this.noticed = false;
-    const gap = readEndedMs + NOTICE_GAP_MS - clock.monotonicMs();
-    if (gap > 0) await clock.sleep(gap, signal).catch(() => undefined);
   }
 }
 
-/** The least time between two reads that notices asked for: a flood of them costs one read per gap. */
-const NOTICE_GAP_MS = 10;
+/**
+ * How long a notice's read waits. A notice comes as a term opens, while the
+ * new leader's application starts writing: a moment later, the read is out
+ * of the handover's way. It also bounds a flood of notices to one read per
+ * delay.
+ */
+const NOTICE_DELAY_MS = 20;
