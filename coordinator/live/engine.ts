@@ -149,7 +149,8 @@ export class Engine {
   private currentIntruders: IntruderFinding[] = [];
   /** Intruding sessions already audited, by pid and backend start. */
   private readonly intrudersSeen = new Set<string>();
-  private readonly intrudersEnded = new Set<number>();
+  /** Intruding sessions (sessionKey) this coordinator ended. */
+  private readonly intrudersEnded = new Set<string>();
 
   constructor(private readonly deps: EngineDeps) {
     this.epochFloor = deps.floor.value;
@@ -617,7 +618,7 @@ export class Engine {
   private trackIntruders(found: IntruderFinding[]): void {
     this.currentIntruders = found;
     for (const i of found) {
-      const key = `${i.pid}/${i.backendStart?.getTime() ?? ""}`;
+      const key = sessionKey(i.pid, i.backendStart);
       if (this.intrudersSeen.has(key)) continue;
       this.intrudersSeen.add(key);
       if (this.intrudersSeen.size > 1000) this.intrudersSeen.delete(this.intrudersSeen.values().next().value!);
@@ -787,12 +788,14 @@ export class Engine {
         return;
       }
       case "terminate_intruder": {
+        // A backend is still listed for a moment after it was signalled, so
+        // reads meanwhile decide to end it again: it was ended and recorded once.
+        const key = sessionKey(d.pid, d.backendStart);
+        if (this.intrudersEnded.has(key)) return;
         const ended = await this.deps.truth.terminateIntruder(d.pid, d.applicationName, d.backendStart);
-        // A decision made on a read from before the termination asks again: nothing to record.
-        if (!ended && this.intrudersEnded.has(d.pid)) return;
         if (ended) {
           this.count.intruders.terminated++;
-          this.intrudersEnded.add(d.pid);
+          this.intrudersEnded.add(key);
           if (this.intrudersEnded.size > 1000) this.intrudersEnded.delete(this.intrudersEnded.values().next().value!);
         }
         const found = this.currentIntruders.find((i) => i.pid === d.pid);
@@ -877,6 +880,11 @@ export class Engine {
     if (!this.canAct()) return;
     this.deps.audit.append(input).catch((err: unknown) => this.deps.log.error({ err: describeError(err), type: input.type }, "audit write failed"));
   }
+}
+
+/** One backend session: a pid is reused, its start time is not. */
+function sessionKey(pid: number, backendStart: Date | undefined): string {
+  return `${pid}/${backendStart?.getTime() ?? ""}`;
 }
 
 function intruderEvidence(i: IntruderFinding): Record<string, unknown> {

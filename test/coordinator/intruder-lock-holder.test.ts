@@ -165,5 +165,7 @@ describe("over real PostgreSQL: a plain client takes the leader lock under cp-no
     expect(epochsAfter.slice(0, epochsBefore.length)).toEqual(epochsBefore);
     expect(epochsAfter.slice(epochsBefore.length).map((r) => r.holder_id)).toEqual([leader.nodeId]);
     expect((await h.audit("ha.failover.automatic")).filter((e) => /hung leader/.test(e.message))).toEqual([]);
+    // Ended once, audited once: the reads while its backend was exiting did not end it again.
+    expect(await h.audit("ha.intruder.terminated")).toHaveLength(1);
   });
 });
