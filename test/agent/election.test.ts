@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
 import { waitFor } from "../../core/clock.js";
-import { AgentProcess, writeReadyAgents } from "../support/agents.js";
+import { AgentProcess, theOneLeader, writeReadyAgents } from "../support/agents.js";
 import { LOCK_CLASS_ID } from "../../db/identifiers.js";
 
 /**
@@ -43,15 +43,6 @@ describe("advisory-lock election with epochs", () => {
     return agents;
   }
 
-  async function theOneLeader(among: AgentProcess[], timeoutMs = 15_000): Promise<AgentProcess> {
-    return waitFor(
-      async () => {
-        const ready = await writeReadyAgents(among);
-        return ready.length === 1 ? ready[0] : undefined;
-      },
-      { timeoutMs, what: "exactly one Write-Ready agent" },
-    );
-  }
 
   it("three agents racing from a cold start elect exactly one leader with epoch 1", async () => {
     await startAgents(3);

@@ -1,10 +1,9 @@
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../../core/clock.js";
 import { DEFAULT_CLUSTER_ID } from "../../db/identifiers.js";
 import { TERM_CHANNEL } from "../../db/leadership.js";
-import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
-import { AgentProcess, writeReadyAgents } from "../support/agents.js";
+import { agentsOnOnePrimary, theOneLeader, type AgentProcess } from "../support/agents.js";
 
 /**
  * leadership_state announces a new epoch at commit (migration 8),
@@ -13,35 +12,16 @@ import { AgentProcess, writeReadyAgents } from "../support/agents.js";
  * term within the deadlines below.
  */
 describe("term notices", () => {
-  let cluster: PgCluster;
-  let agents: AgentProcess[] = [];
-  let db: pg.Client;
+  const primary = agentsOnOnePrimary();
   let listener: pg.Client | undefined;
 
-  beforeAll(async () => {
-    cluster = await startPgCluster({ standbys: 0 });
-    db = new pg.Client({ connectionString: cluster.primary.url() });
-    await db.connect();
-  });
   afterEach(async () => {
-    await Promise.all(agents.map((a) => a.process.stop()));
-    agents = [];
     await listener?.end();
     listener = undefined;
-    await db.query("DROP TABLE IF EXISTS leadership_state, leader_epochs, coordinator_state, autonomy_schema_migrations CASCADE");
-  });
-  afterAll(async () => {
-    await db?.end();
-    await cluster?.close();
   });
 
   const SLOW_READS = ["--probe-interval", "30s", "--takeover-after", "120s"];
-  const start = (ids: string[]) => Promise.all(ids.map((nodeId) => AgentProcess.start({ nodeId, databaseUrl: cluster.primary.url(), args: SLOW_READS })));
-  const theOneLeader = (among: AgentProcess[]) =>
-    waitFor(async () => {
-      const ready = await writeReadyAgents(among);
-      return ready.length === 1 ? ready[0] : undefined;
-    }, { timeoutMs: 20_000, what: "exactly one Write-Ready agent" });
+  const start = (ids: string[]) => primary.start(ids, { args: SLOW_READS });
   const allSee = (among: AgentProcess[], epoch: number, timeoutMs: number) =>
     waitFor(async () => (await Promise.all(among.map((a) => a.highestEpochSeen()))).every((e) => e === epoch), {
       timeoutMs,
@@ -49,7 +29,7 @@ describe("term notices", () => {
     });
 
   it("a follower sees a new term when it commits, and a forged notice makes it adopt nothing", async () => {
-    agents = await start(["cp-node-1", "cp-node-2", "cp-node-3"]);
+    const agents = await start(["cp-node-1", "cp-node-2", "cp-node-3"]);
     const first = await theOneLeader(agents);
     const firstEpoch = (await first.leader())!.current_epoch;
     await allSee(agents, firstEpoch, 10_000);
@@ -61,7 +41,7 @@ describe("term notices", () => {
       "not json",
       "",
     ];
-    for (const payload of forged) await db.query("SELECT pg_notify($1, $2)", [TERM_CHANNEL, payload]);
+    for (const payload of forged) await primary.db.query("SELECT pg_notify($1, $2)", [TERM_CHANNEL, payload]);
 
     // The next term opens on a survivor; the other survivor's next read is
     // 30 s away, so seeing the new epoch within 5 s is the notice's doing.
@@ -75,7 +55,7 @@ describe("term notices", () => {
   });
 
   it("a new term sends one notice; heartbeats and a resign send none", async () => {
-    listener = new pg.Client({ connectionString: cluster.primary.url() });
+    listener = new pg.Client({ connectionString: primary.cluster.primary.url() });
     await listener.connect();
     const notices: string[] = [];
     listener.on("notification", (n) => notices.push(n.payload ?? ""));
@@ -85,16 +65,16 @@ describe("term notices", () => {
     let markers = 0;
     const noticesSoFar = async () => {
       const marker = `marker ${++markers}`;
-      await db.query("SELECT pg_notify($1, $2)", [TERM_CHANNEL, marker]);
+      await primary.db.query("SELECT pg_notify($1, $2)", [TERM_CHANNEL, marker]);
       await waitFor(() => notices.includes(marker), { timeoutMs: 5_000, what: `the notice "${marker}"` });
       return notices.filter((n) => !n.startsWith("marker "));
     };
 
-    agents = await start(["cp-node-1"]);
+    const agents = await start(["cp-node-1"]);
     const leader = await theOneLeader(agents);
     const epoch = (await leader.leader())!.current_epoch;
     const newTerm = JSON.stringify({ schema: "public", cluster_id: DEFAULT_CLUSTER_ID, epoch });
-    const heartbeat = async () => (await db.query<{ at: Date }>("SELECT heartbeat_at AS at FROM leadership_state WHERE cluster_id = $1", [DEFAULT_CLUSTER_ID])).rows[0]!.at.getTime();
+    const heartbeat = async () => (await primary.db.query<{ at: Date }>("SELECT heartbeat_at AS at FROM leadership_state WHERE cluster_id = $1", [DEFAULT_CLUSTER_ID])).rows[0]!.at.getTime();
     for (let beats = 0; beats < 2; beats++) {
       const before = await heartbeat();
       await waitFor(async () => (await heartbeat()) > before, { timeoutMs: 5_000, what: "a heartbeat" });
@@ -103,8 +83,7 @@ describe("term notices", () => {
 
     // A clean stop resigns: the holder is cleared, the epoch stays, no notice.
     await leader.process.stop();
-    agents = [];
-    const row = await db.query<{ holder_id: string | null }>("SELECT holder_id FROM leadership_state WHERE cluster_id = $1", [DEFAULT_CLUSTER_ID]);
+    const row = await primary.db.query<{ holder_id: string | null }>("SELECT holder_id FROM leadership_state WHERE cluster_id = $1", [DEFAULT_CLUSTER_ID]);
     expect(row.rows).toEqual([{ holder_id: null }]);
     expect((await noticesSoFar()).map((n) => JSON.parse(n) as unknown)).toEqual([JSON.parse(newTerm)]);
   });

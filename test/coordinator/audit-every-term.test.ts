@@ -5,7 +5,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../core/clock.js";
 import { startPgCluster, type PgCluster } from "../../pgcluster/index.js";
-import { AgentProcess, writeReadyAgents } from "../support/agents.js";
+import { AgentProcess, theOneLeader } from "../support/agents.js";
 import { runCli } from "../support/cli-run.js";
 import { freePortBlock } from "../support/dev-cluster.js";
 import { spawnAutonomy, waitHealthy, type AutonomyProcess } from "../support/processes.js";
@@ -27,11 +27,7 @@ describe("every term reaches the audit, across a coordinator's standby window", 
   let coordinator: AutonomyProcess;
   const agents: AgentProcess[] = [];
 
-  const leader = () =>
-    waitFor(async () => {
-      const ready = await writeReadyAgents(agents);
-      return ready.length === 1 ? ready[0] : undefined;
-    }, { timeoutMs: 20_000, what: "one Write-Ready agent" });
+  const leader = () => theOneLeader(agents);
   const role = async () => {
     const r = await runCli(["ha", "status", "--output", "json", "--orchestrator-url", url]);
     return r.code === 0 ? (JSON.parse(r.stdout) as { coordinator: { role: string; term: number } }).coordinator : undefined;

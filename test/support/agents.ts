@@ -1,4 +1,7 @@
-import { freePort } from "../../pgcluster/index.js";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { waitFor } from "../../core/clock.js";
+import { freePort, startPgCluster, type PgCluster } from "../../pgcluster/index.js";
 import { activePki } from "./pki.js";
 import { AutonomyProcess, getJson, spawnAutonomy, waitHealthy } from "./processes.js";
 
@@ -75,4 +78,58 @@ export class AgentProcess {
 export async function writeReadyAgents(agents: readonly AgentProcess[]): Promise<AgentProcess[]> {
   const states = await Promise.all(agents.map(async (a) => ((await a.writeReady())?.ready ? a : undefined)));
   return states.filter((a): a is AgentProcess => a !== undefined);
+}
+
+/** Waits until exactly one of `among` is Write-Ready, and returns it. */
+export function theOneLeader(among: readonly AgentProcess[], timeoutMs = 20_000): Promise<AgentProcess> {
+  return waitFor(async () => {
+    const ready = await writeReadyAgents(among);
+    return ready.length === 1 ? ready[0] : undefined;
+  }, { timeoutMs, what: "exactly one Write-Ready agent" });
+}
+
+/** A test file's PostgreSQL primary, a client on it, and the agents started on it. */
+export interface AgentsOnOnePrimary {
+  readonly cluster: PgCluster;
+  readonly db: pg.Client;
+  /** Starts agents on the primary, together; each test's agents are stopped after it. */
+  start(nodeIds: readonly string[], options?: Omit<AgentOptions, "nodeId" | "databaseUrl">): Promise<AgentProcess[]>;
+}
+
+/**
+ * Registers the hooks of a test file whose agents share one primary: it is
+ * started before all tests, and after each test its agents are stopped and
+ * the HA tables dropped, so the next test starts with no leader and no terms.
+ */
+export function agentsOnOnePrimary(): AgentsOnOnePrimary {
+  let cluster: PgCluster | undefined;
+  let db: pg.Client | undefined;
+  let started: AgentProcess[] = [];
+  beforeAll(async () => {
+    cluster = await startPgCluster({ standbys: 0 });
+    db = new pg.Client({ connectionString: cluster.primary.url() });
+    await db.connect();
+  });
+  afterEach(async () => {
+    await Promise.all(started.map((a) => a.process.stop()));
+    started = [];
+    await db?.query("DROP TABLE IF EXISTS leadership_state, leader_epochs, coordinator_state, autonomy_schema_migrations CASCADE");
+  });
+  afterAll(async () => {
+    await db?.end();
+    await cluster?.close();
+  });
+  return {
+    get cluster() {
+      return cluster!;
+    },
+    get db() {
+      return db!;
+    },
+    async start(nodeIds, options = {}) {
+      const agents = await Promise.all(nodeIds.map((nodeId) => AgentProcess.start({ ...options, nodeId, databaseUrl: cluster!.primary.url() })));
+      started.push(...agents);
+      return agents;
+    },
+  };
 }
